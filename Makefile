@@ -1,0 +1,44 @@
+# opsloop: every target sets up .venv when it is missing and is quick when it is there.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DB ?= ./opsloop.duckdb
+
+.PHONY: demo test bench serve lint integration-deps clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+# Real Prometheus, node exporter and Alertmanager for the integration tests (Debian packages).
+integration-deps:
+	@if ! command -v prometheus >/dev/null || ! command -v alertmanager >/dev/null \
+	    || ! command -v prometheus-node-exporter >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  ( $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
+	      --no-install-recommends prometheus prometheus-node-exporter prometheus-alertmanager >/dev/null ) \
+	  || echo "integration-deps: could not install prometheus/alertmanager from apt; integration tests will skip"; \
+	fi
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+test: $(STAMP) integration-deps lint
+	$(BIN)/pytest -q
+
+demo: $(STAMP)
+	$(BIN)/opsloop demo
+
+bench: $(STAMP)
+	$(BIN)/opsloop bench ingest
+
+serve: $(STAMP)
+	$(BIN)/opsloop serve --db $(DB)
+
+clean:
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

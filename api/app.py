@@ -1,0 +1,75 @@
+"""The opsloop HTTP server: ingest endpoints, health, and its own ``/metrics``."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib import import_module
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from prometheus_client import make_asgi_app
+
+from api import errors
+from api.auth import TokenCache
+from core.settings import Settings
+from core.store import Store
+from core.telemetry import BUILD_INFO, REGISTRY
+from ingest.queue import IngestQueue
+from ingest.remote_write import RemoteWriteDecoder
+
+log = logging.getLogger(__name__)
+
+#: Router modules under ``api.routers``, each exposing ``router``.
+ROUTERS = ("remote_write",)
+VERSION = "0.1.0"
+
+
+def create_app(settings: Settings | None = None, store: Store | None = None) -> FastAPI:
+    """Build the app; the store is opened (and migrated) at start-up unless one is given."""
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        own = store is None
+        db = store or Store(settings.db)
+        app.state.store = db
+        app.state.tokens = TokenCache(db)
+        app.state.queue = IngestQueue(
+            db,
+            max_rows=settings.queue_max_rows,
+            commit_max_rows=settings.commit_max_rows,
+            linger_s=settings.commit_linger_s,
+            retry_after_s=settings.retry_after_s,
+        )
+        app.state.remote_write = RemoteWriteDecoder(settings.max_body_bytes, known_series=db.known_series)
+        try:
+            yield
+        finally:
+            app.state.queue.close()
+            if own:
+                db.close()
+
+    app = FastAPI(title="opsloop", version=VERSION, lifespan=lifespan)
+    app.state.settings = settings
+    BUILD_INFO.info({"version": VERSION})
+    errors.install(app)
+    for name in ROUTERS:
+        app.include_router(import_module(f"api.routers.{name}").router)
+
+    @app.get("/healthz", tags=["health"])
+    async def healthz() -> dict[str, str]:
+        """Liveness: the process answers."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"])
+    async def readyz(request: Request) -> JSONResponse:
+        """Readiness: the store is open and the writer is alive."""
+        queue = getattr(request.app.state, "queue", None)
+        if queue is None or not queue.healthy:
+            return JSONResponse({"status": "not ready"}, status_code=503)
+        return JSONResponse({"status": "ready", "queue_rows": queue.pending_rows})
+
+    app.mount("/metrics", make_asgi_app(registry=REGISTRY))
+    return app

@@ -1,0 +1,92 @@
+"""What ingest hands to the store: Arrow tables for bulk rows, small lists for the rest.
+
+One ``WriteBatch`` is one acknowledged unit: it is committed whole or not at all, and a
+batch whose ``digest`` was committed before is skipped (idempotent re-delivery).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+
+from core.model import Change, ConfigurationItem, Event, ExternalAlert
+
+SERIES_SCHEMA = pa.schema(
+    [
+        ("series_id", pa.uint64()),
+        ("name", pa.string()),
+        ("labels", pa.map_(pa.string(), pa.string())),
+        ("service", pa.string()),
+        ("kind", pa.string()),
+        ("unit", pa.string()),
+    ]
+)
+POINTS_SCHEMA = pa.schema([("series_id", pa.uint64()), ("ts", pa.timestamp("us")), ("value", pa.float64())])
+LOGS_SCHEMA = pa.schema(
+    [
+        ("ts", pa.timestamp("us")),
+        ("observed_ts", pa.timestamp("us")),
+        ("service", pa.string()),
+        ("severity_number", pa.int16()),
+        ("severity_text", pa.string()),
+        ("body", pa.string()),
+        ("attributes", pa.string()),
+        ("resource", pa.string()),
+        ("scope", pa.string()),
+        ("trace_id", pa.string()),
+        ("span_id", pa.string()),
+    ]
+)
+
+
+@dataclass(frozen=True, slots=True)
+class AlertCommand:
+    """One lifecycle step for an external alert.
+
+    ``upsert``: insert or update by ``alert.id`` (Alertmanager: id from fingerprint+startsAt).
+    ``trigger`` / ``acknowledge`` / ``resolve``: PagerDuty semantics on the open alert with
+    the same ``alert.dedup_key`` (a trigger opens a new alert when none is open; acknowledge
+    and resolve with no open alert are dropped, as PagerDuty does).
+    """
+
+    op: str
+    alert: ExternalAlert
+
+
+@dataclass(slots=True)
+class WriteBatch:
+    """One unit of ingest, committed atomically by the store's single writer."""
+
+    source: str
+    digest: str | None = None
+    series: pa.Table | None = None
+    points: pa.Table | None = None
+    logs: pa.Table | None = None
+    events: Sequence[Event] = ()
+    changes: Sequence[Change] = ()
+    alerts: Sequence[AlertCommand] = ()
+    topology: Sequence[ConfigurationItem] | None = None
+    samples: int = field(default=0)
+
+    @property
+    def rows(self) -> int:
+        """Rows this batch writes (points + logs + events + changes + alerts)."""
+        n = len(self.events) + len(self.changes) + len(self.alerts)
+        if self.points is not None:
+            n += self.points.num_rows
+        if self.logs is not None:
+            n += self.logs.num_rows
+        if self.topology is not None:
+            n += len(self.topology)
+        return n
+
+
+def digest_of(source: str, *parts: bytes) -> str:
+    """Return the re-delivery key of a payload: a hash of its source and decoded bytes."""
+    h = hashlib.blake2b(source.encode(), digest_size=16)
+    for part in parts:
+        h.update(part)
+    return h.hexdigest()

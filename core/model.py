@@ -1,0 +1,388 @@
+"""The domain model shared by every stage: frozen dataclasses, no I/O, no wire concerns.
+
+Wire models (msgspec/pydantic) live in ``ingest/`` and ``api/``; ``api/convert.py`` and the
+ingest decoders are the only places where wire meets domain. Bulk data (metric points, log
+records) moves between stages as Arrow tables, not as lists of these objects: the
+dataclasses describe one row and are used at the edges (tests, API answers, notebooks).
+
+Lifecycle vocabularies follow ../shared/docs/domain-requirements.md (IT4IT Operate, ITIL 4).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+Labels = Mapping[str, str]
+
+
+# --------------------------------------------------------------------------- signals
+
+
+class MetricKind(StrEnum):
+    """How a series' values behave: counters only go up (resets aside), gauges go anywhere."""
+
+    GAUGE = "gauge"
+    COUNTER = "counter"
+    HISTOGRAM = "histogram"
+    SUMMARY = "summary"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class Series:
+    """One time series: a metric name and its full, sorted label set, keyed by a stable id."""
+
+    series_id: int
+    name: str
+    labels: Labels
+    kind: MetricKind = MetricKind.UNKNOWN
+    unit: str = ""
+
+    @property
+    def service(self) -> str | None:
+        """The service the series belongs to, from the usual labels."""
+        return service_of(self.labels)
+
+
+@dataclass(frozen=True, slots=True)
+class MetricPoint:
+    """One sample. ``value`` is None for a Prometheus stale marker (the series ended)."""
+
+    series_id: int
+    ts: datetime
+    value: float | None
+
+
+class Severity(StrEnum):
+    """Log and alert severities, aligned with OpenTelemetry's severity ranges."""
+
+    TRACE = "trace"
+    DEBUG = "debug"
+    INFO = "info"
+    WARN = "warn"
+    ERROR = "error"
+    FATAL = "fatal"
+
+
+@dataclass(frozen=True, slots=True)
+class LogRecord:
+    """One log line with its service, severity and structured attributes."""
+
+    ts: datetime
+    service: str
+    body: str
+    severity_number: int = 0
+    severity_text: str = ""
+    attributes: Mapping[str, Any] = field(default_factory=dict)
+    resource: Mapping[str, Any] = field(default_factory=dict)
+    trace_id: str = ""
+    span_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """Something that happened (a CloudEvent that is not a change): append-only, keyed by source+id."""
+
+    id: str
+    source: str
+    type: str
+    ts: datetime
+    subject: str = ""
+    service: str = ""
+    data: Any = None
+    attributes: Mapping[str, Any] = field(default_factory=dict)
+
+
+class ChangeKind(StrEnum):
+    """What a change did to a service (CDEvents service.* verbs plus plain config changes)."""
+
+    DEPLOYED = "deployed"
+    UPGRADED = "upgraded"
+    ROLLED_BACK = "rolledback"
+    REMOVED = "removed"
+    CONFIG = "config"
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """A deployment or configuration change in production: drives suppression and diagnosis."""
+
+    id: str
+    service: str
+    kind: ChangeKind
+    ts: datetime
+    version: str = ""
+    environment: str = ""
+    source: str = ""
+    description: str = ""
+    attributes: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigurationItem:
+    """A service in the topology (a lightweight CMDB record)."""
+
+    name: str
+    tier: int = 3
+    owner: str = ""
+    depends_on: tuple[str, ...] = ()
+    consumer_facing: bool = False
+    attributes: Mapping[str, Any] = field(default_factory=dict)
+
+
+class ExternalAlertStatus(StrEnum):
+    """Lifecycle of an alert raised by another tool (Alertmanager, PagerDuty, CloudEvents)."""
+
+    FIRING = "firing"
+    ACKNOWLEDGED = "acknowledged"
+    RESOLVED = "resolved"
+
+
+@dataclass(frozen=True, slots=True)
+class ExternalAlert:
+    """An alert another tool raised; ``dedup_key`` identifies it across re-deliveries."""
+
+    id: str
+    source: str
+    dedup_key: str
+    status: ExternalAlertStatus
+    name: str
+    starts_at: datetime
+    severity: str = ""
+    summary: str = ""
+    service: str = ""
+    fingerprint: str = ""
+    labels: Labels = field(default_factory=dict)
+    annotations: Labels = field(default_factory=dict)
+    ends_at: datetime | None = None
+    updated_at: datetime | None = None
+    url: str = ""
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+# ------------------------------------------------------------ shapes for later stages
+
+
+@dataclass(frozen=True, slots=True)
+class Anomaly:
+    """A scored point outside its learned normal range."""
+
+    id: str
+    series_id: int
+    ts: datetime
+    score: float
+    probability: float
+    expected: float
+    lower: float
+    upper: float
+    detector: str
+
+
+class AlertStatus(StrEnum):
+    FIRING = "firing"
+    RESOLVED = "resolved"
+    FLAPPING = "flapping"
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """opsloop's own alert: from an anomaly, an SLO burn or an external alert, fingerprinted."""
+
+    fingerprint: str
+    name: str
+    status: AlertStatus
+    starts_at: datetime
+    service: str = ""
+    severity: str = ""
+    labels: Labels = field(default_factory=dict)
+    annotations: Labels = field(default_factory=dict)
+    ends_at: datetime | None = None
+    source: str = ""
+
+
+class IncidentStatus(StrEnum):
+    OPEN = "open"
+    ACKNOWLEDGED = "acknowledged"
+    MITIGATED = "mitigated"
+    RESOLVED = "resolved"
+    CLOSED = "closed"
+
+
+class HypothesisKind(StrEnum):
+    CHANGE = "change"
+    RESOURCE = "resource"
+    DEPENDENCY = "dependency"
+    CODE = "code"
+    EXTERNAL = "external"
+
+
+@dataclass(frozen=True, slots=True)
+class Hypothesis:
+    """One ranked contributing factor with the evidence behind it."""
+
+    rank: int
+    service: str
+    kind: HypothesisKind
+    score: float
+    evidence: Mapping[str, Any] = field(default_factory=dict)
+    component: str = ""
+    recommendation: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Incident:
+    """Correlated alerts that need one response, prioritised and assigned."""
+
+    id: str
+    title: str
+    status: IncidentStatus
+    priority: str
+    opened_at: datetime
+    services: tuple[str, ...] = ()
+    team: str = ""
+    major: bool = False
+    alert_count: int = 0
+    resolved_at: datetime | None = None
+    hypotheses: tuple[Hypothesis, ...] = ()
+
+
+class ActionState(StrEnum):
+    PENDING_APPROVAL = "pending_approval"
+    APPROVED = "approved"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    REJECTED = "rejected"
+
+
+@dataclass(frozen=True, slots=True)
+class ActionRun:
+    """One execution (or dry run) of a runbook step, with its approval and outcome."""
+
+    id: str
+    incident_id: str
+    action: str
+    state: ActionState
+    dry_run: bool
+    requested_by: str
+    requested_at: datetime
+    finished_at: datetime | None = None
+    output: str = ""
+
+
+class ProblemStatus(StrEnum):
+    IDENTIFIED = "identified"
+    INVESTIGATING = "investigating"
+    KNOWN_ERROR = "known_error"
+    FIX_REQUESTED = "fix_requested"
+    RESOLVED = "resolved"
+    CLOSED = "closed"
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """The cause behind one or more incidents."""
+
+    id: str
+    title: str
+    status: ProblemStatus
+    incident_ids: tuple[str, ...] = ()
+    services: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class KnownError:
+    """A problem with a documented workaround."""
+
+    id: str
+    problem_id: str
+    signature: str
+    workaround: str
+
+
+@dataclass(frozen=True, slots=True)
+class SLO:
+    """A service level objective over an SLI, in OpenSLO terms."""
+
+    name: str
+    service: str
+    objective: float
+    window: str
+    budgeting_method: str
+    sli: Mapping[str, Any] = field(default_factory=dict)
+
+
+class BudgetState(StrEnum):
+    HEALTHY = "healthy"
+    AT_RISK = "at_risk"
+    EXHAUSTED = "exhausted"
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetStatus:
+    """An SLO's error budget at one moment (budget = 100% - SLO)."""
+
+    slo: str
+    at: datetime
+    sli: float
+    budget_remaining: float
+    burn_rates: Mapping[str, float]
+    state: BudgetState
+
+
+@dataclass(frozen=True, slots=True)
+class BacklogItem:
+    """Reliability work for the product backlog, with the evidence that justifies it."""
+
+    id: str
+    slo: str
+    cause: str
+    title: str
+    priority_score: float
+    status: str
+    evidence: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class PostMortem:
+    """A blameless record of an incident: impact, timeline, causes, follow-up actions."""
+
+    incident_id: str
+    summary: str
+    impact: str
+    causes: tuple[str, ...] = ()
+    actions: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """Who did what to which object, and when."""
+
+    at: datetime
+    actor: str
+    action: str
+    object_type: str
+    object_id: str
+    detail: Mapping[str, Any] = field(default_factory=dict)
+
+
+SERVICE_LABELS = ("service", "service_name", "service.name", "app", "job")
+
+
+def service_of(labels: Labels) -> str | None:
+    """Return the service a label set names, trying the conventional labels in order.
+
+    >>> service_of({"job": "node", "service": "checkout"})
+    'checkout'
+    >>> service_of({"instance": "x"}) is None
+    True
+    """
+    for key in SERVICE_LABELS:
+        value = labels.get(key)
+        if value:
+            return value
+    return None

@@ -1,0 +1,31 @@
+"""Settings, read from the environment (``OPSLOOP_*``) once and passed down explicitly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every tunable of opsloop, with the default an SRE would expect.
+
+    Built once at start-up (``Settings()``) and handed to whatever needs it; nothing reads
+    the environment at import time.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="OPSLOOP_", extra="ignore")
+
+    db: str = Field(default="./opsloop.duckdb", description="DuckDB file, or ':memory:'")
+    host: str = "127.0.0.1"
+    port: int = 8080
+    auth: bool = Field(default=True, description="require bearer tokens (turn off only for local play)")
+    max_body_bytes: int = Field(default=20 * 1024 * 1024, description="decompressed request size limit")
+    queue_max_rows: int = Field(default=2_000_000, description="rows waiting for commit before 429")
+    commit_max_rows: int = Field(default=200_000, description="rows coalesced into one commit")
+    commit_linger_s: float = Field(default=0.002, description="how long the writer waits to fill a commit")
+    retry_after_s: int = 1
+    scrape_config: Path | None = None
+    scrape_interval_s: float = 15.0
+    log_level: str = "info"

@@ -1,0 +1,449 @@
+"""The DuckDB store: schema migrations, the single writer, and read cursors.
+
+Concurrency model: one ``duckdb`` database instance per process. All writes go through
+``Store.write_many`` under one lock (the single writer); readers take their own cursor
+(``Store.reader()``), and DuckDB's MVCC lets them read while the writer commits. A commit
+returns only once DuckDB has written and synced its WAL, so an acknowledged write survives
+a crash. Re-delivered batches (same digest) are skipped inside the same transaction.
+
+Series dictionary: ``series(series_id, name, labels MAP, ...)`` with ids from
+``core.series.series_id``; ``points(series_id, ts, value)`` where a NULL value is a
+Prometheus stale marker.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import threading
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from core.batch import AlertCommand, WriteBatch
+from core.errors import ConfigError, NotFoundError, StorageError
+from core.model import ConfigurationItem, ExternalAlertStatus
+
+MIGRATIONS: list[tuple[int, str, str]] = [
+    (
+        1,
+        "signals, topology, external alerts, tokens",
+        """
+        CREATE TABLE series (
+            series_id UBIGINT PRIMARY KEY, name VARCHAR NOT NULL, labels MAP(VARCHAR, VARCHAR),
+            service VARCHAR, kind VARCHAR, unit VARCHAR, first_seen TIMESTAMP DEFAULT current_timestamp);
+        CREATE TABLE points (series_id UBIGINT NOT NULL, ts TIMESTAMP NOT NULL, value DOUBLE);
+        CREATE TABLE logs (
+            ts TIMESTAMP NOT NULL, observed_ts TIMESTAMP, service VARCHAR, severity_number SMALLINT,
+            severity_text VARCHAR, body VARCHAR, attributes JSON, resource JSON, scope VARCHAR,
+            trace_id VARCHAR, span_id VARCHAR);
+        CREATE TABLE events (
+            source VARCHAR NOT NULL, id VARCHAR NOT NULL, type VARCHAR NOT NULL, ts TIMESTAMP NOT NULL,
+            subject VARCHAR, service VARCHAR, data JSON, attributes JSON,
+            received_at TIMESTAMP DEFAULT current_timestamp, PRIMARY KEY (source, id));
+        CREATE TABLE changes (
+            id VARCHAR PRIMARY KEY, service VARCHAR NOT NULL, kind VARCHAR NOT NULL, ts TIMESTAMP NOT NULL,
+            version VARCHAR, environment VARCHAR, source VARCHAR, description VARCHAR, attributes JSON);
+        CREATE TABLE topology (
+            service VARCHAR PRIMARY KEY, tier INTEGER, owner VARCHAR, depends_on VARCHAR[],
+            consumer_facing BOOLEAN, attributes JSON, updated_at TIMESTAMP DEFAULT current_timestamp);
+        CREATE TABLE external_alerts (
+            id VARCHAR PRIMARY KEY, source VARCHAR NOT NULL, dedup_key VARCHAR NOT NULL,
+            status VARCHAR NOT NULL, name VARCHAR, severity VARCHAR, summary VARCHAR, service VARCHAR,
+            fingerprint VARCHAR, labels JSON, annotations JSON, starts_at TIMESTAMP, ends_at TIMESTAMP,
+            updated_at TIMESTAMP, url VARCHAR, details JSON, event_count INTEGER DEFAULT 1);
+        CREATE INDEX external_alerts_dedup ON external_alerts (source, dedup_key);
+        CREATE TABLE ingest_batches (
+            digest VARCHAR PRIMARY KEY, source VARCHAR, received_at TIMESTAMP DEFAULT current_timestamp,
+            row_count BIGINT);
+        CREATE TABLE tokens (
+            id VARCHAR PRIMARY KEY, name VARCHAR, token_hash VARCHAR UNIQUE NOT NULL, scopes VARCHAR[],
+            created_at TIMESTAMP DEFAULT current_timestamp, revoked BOOLEAN DEFAULT false);
+        """,
+    ),
+]
+
+SCOPES = ("ingest", "read", "write", "admin")
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    """What one batch did: whether it was a re-delivery, and how many rows it wrote."""
+
+    duplicate: bool
+    rows: int
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), default=str, sort_keys=True)
+
+
+def hash_token(token: str) -> str:
+    """Return the stored form of a token (tokens are 256-bit random, so a plain SHA-256 suffices)."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class Store:
+    """The opsloop database: open it, migrate it, write batches, read with cursors."""
+
+    def __init__(self, path: str = "./opsloop.duckdb", *, read_only: bool = False) -> None:
+        self.path = path
+        try:
+            self._con = duckdb.connect(path, read_only=read_only)
+        except duckdb.Error as exc:
+            raise StorageError(f"cannot open database {path!r}: {exc}", recoverable=False) from exc
+        self._lock = threading.Lock()
+        self._writer = self._con.cursor()
+        if not read_only:
+            self.migrate()
+        self._known_series: set[int] = {
+            int(r[0]) for r in self._con.execute("SELECT series_id FROM series").fetchall()
+        }
+
+    @property
+    def known_series(self) -> set[int]:
+        """Ids of series committed to the dictionary (read-only view for decoders)."""
+        return self._known_series
+
+    # ---------------------------------------------------------------- lifecycle
+
+    def migrate(self) -> int:
+        """Apply pending migrations in order; return the schema version."""
+        con = self._con
+        con.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations ("
+            "version INTEGER PRIMARY KEY, description VARCHAR, applied_at TIMESTAMP)"
+        )
+        row = con.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()
+        current = int(row[0]) if row else 0
+        for version, description, sql in MIGRATIONS:
+            if version <= current:
+                continue
+            con.execute("BEGIN")
+            try:
+                con.execute(sql)
+                con.execute("INSERT INTO schema_migrations VALUES (?, ?, ?)", [version, description, _now()])
+                con.execute("COMMIT")
+            except duckdb.Error as exc:
+                con.execute("ROLLBACK")
+                raise StorageError(f"migration {version} failed: {exc}", recoverable=False) from exc
+            current = version
+        return current
+
+    def close(self) -> None:
+        """Checkpoint and close the database."""
+        with self._lock:
+            with suppress(duckdb.Error):  # read-only or already closed: nothing to flush
+                self._con.execute("CHECKPOINT")
+            self._writer.close()
+            self._con.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def reader(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """Yield a cursor of its own; it sees committed data and never blocks the writer."""
+        cur = self._con.cursor()
+        try:
+            yield cur
+        finally:
+            cur.close()
+
+    def query(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:
+        """Run a read query on a fresh cursor and return all rows."""
+        with self.reader() as cur:
+            return cur.execute(sql, params or []).fetchall()
+
+    def arrow(self, sql: str, params: Sequence[Any] | None = None) -> pa.Table:
+        """Run a read query and return an Arrow table."""
+        with self.reader() as cur:
+            table: pa.Table = cur.execute(sql, params or []).to_arrow_table()
+            return table
+
+    # ---------------------------------------------------------------- writing
+
+    def write(self, batch: WriteBatch) -> WriteResult:
+        """Commit one batch atomically (see ``write_many``)."""
+        return self.write_many([batch])[0]
+
+    def write_many(self, batches: Sequence[WriteBatch]) -> list[WriteResult]:
+        """Commit batches in one transaction (group commit); skip already-committed digests.
+
+        All or nothing: on failure nothing of any batch is written and ``StorageError``
+        says whether a retry can succeed. Callers that coalesce independent batches retry
+        them one by one so a bad batch cannot sink the others (see ``ingest.queue``).
+        """
+        with self._lock:
+            try:
+                return self._commit(batches)
+            except duckdb.Error as exc:
+                raise StorageError(f"commit failed: {exc}", recoverable=_recoverable(exc)) from exc
+
+    def _commit(self, batches: Sequence[WriteBatch]) -> list[WriteResult]:
+        con = self._writer
+        new_series: set[int] = set()
+        con.execute("BEGIN")
+        try:
+            digests = [b.digest for b in batches if b.digest]
+            seen: set[str] = set()
+            if digests:
+                rows = con.execute(
+                    "SELECT digest FROM ingest_batches WHERE digest IN (SELECT unnest(?::VARCHAR[]))",
+                    [digests],
+                ).fetchall()
+                seen = {r[0] for r in rows}
+            results: list[WriteResult] = []
+            live: list[WriteBatch] = []
+            for batch in batches:
+                if batch.digest and batch.digest in seen:
+                    results.append(WriteResult(duplicate=True, rows=0))
+                    continue
+                if batch.digest:
+                    seen.add(batch.digest)
+                live.append(batch)
+                results.append(WriteResult(duplicate=False, rows=batch.rows))
+            new_series = self._write_series(con, [b.series for b in live if b.series is not None])
+            self._append(con, "points", [b.points for b in live if b.points is not None])
+            self._append(con, "logs", [b.logs for b in live if b.logs is not None])
+            for batch in live:
+                self._write_small(con, batch)
+            done = [(b.digest, b.source, _now(), b.rows) for b in live if b.digest]
+            if done:
+                con.executemany("INSERT INTO ingest_batches VALUES (?, ?, ?, ?)", done)
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        self._known_series.update(new_series)
+        return results
+
+    def _write_series(self, con: duckdb.DuckDBPyConnection, tables: list[pa.Table]) -> set[int]:
+        if not tables:
+            return set()
+        table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+        ids = table.column("series_id").to_numpy()
+        known = self._known_series
+        fresh = np.fromiter((int(i) not in known for i in ids), dtype=bool, count=len(ids))
+        if not fresh.any():
+            return set()
+        table = table.filter(pa.array(fresh))
+        # a batch may list one series twice; keep the first
+        _, first = np.unique(table.column("series_id").to_numpy(), return_index=True)
+        table = table.take(pa.array(np.sort(first)))
+        con.register("_new_series", table)
+        try:
+            con.execute(
+                "INSERT OR IGNORE INTO series (series_id, name, labels, service, kind, unit) "
+                "SELECT series_id, name, labels, service, kind, unit FROM _new_series"
+            )
+        finally:
+            con.unregister("_new_series")
+        return {int(i) for i in table.column("series_id").to_numpy()}
+
+    @staticmethod
+    def _append(con: duckdb.DuckDBPyConnection, name: str, tables: list[pa.Table]) -> None:
+        if not tables:
+            return
+        table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+        if table.num_rows == 0:
+            return
+        view = f"_new_{name}"
+        con.register(view, table)
+        try:
+            con.execute(f"INSERT INTO {name} SELECT * FROM {view}")
+        finally:
+            con.unregister(view)
+
+    def _write_small(self, con: duckdb.DuckDBPyConnection, batch: WriteBatch) -> None:
+        if batch.events:
+            con.executemany(
+                "INSERT OR IGNORE INTO events (source, id, type, ts, subject, service, data, attributes) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (e.source, e.id, e.type, e.ts, e.subject, e.service, _json(e.data), _json(e.attributes))
+                    for e in batch.events
+                ],
+            )
+        if batch.changes:
+            con.executemany(
+                "INSERT OR IGNORE INTO changes VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        c.id,
+                        c.service,
+                        str(c.kind),
+                        c.ts,
+                        c.version,
+                        c.environment,
+                        c.source,
+                        c.description,
+                        _json(c.attributes),
+                    )
+                    for c in batch.changes
+                ],
+            )
+        if batch.topology is not None:
+            self._replace_topology(con, batch.topology)
+        for command in batch.alerts:
+            self._apply_alert(con, command)
+
+    @staticmethod
+    def _replace_topology(con: duckdb.DuckDBPyConnection, items: Sequence[ConfigurationItem]) -> None:
+        con.execute("DELETE FROM topology")
+        if items:
+            con.executemany(
+                "INSERT INTO topology VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        ci.name,
+                        ci.tier,
+                        ci.owner,
+                        list(ci.depends_on),
+                        ci.consumer_facing,
+                        _json(ci.attributes),
+                        _now(),
+                    )
+                    for ci in items
+                ],
+            )
+
+    @staticmethod
+    def _apply_alert(con: duckdb.DuckDBPyConnection, command: AlertCommand) -> None:
+        a = command.alert
+        now = a.updated_at or _now()
+        if command.op == "upsert":
+            con.execute(
+                """
+                INSERT INTO external_alerts (id, source, dedup_key, status, name, severity, summary, service,
+                    fingerprint, labels, annotations, starts_at, ends_at, updated_at, url, details, event_count)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)
+                ON CONFLICT (id) DO UPDATE SET status = excluded.status, summary = excluded.summary,
+                    severity = excluded.severity, annotations = excluded.annotations,
+                    ends_at = excluded.ends_at, updated_at = excluded.updated_at, url = excluded.url,
+                    details = excluded.details, event_count = external_alerts.event_count + 1
+                """,
+                [
+                    a.id,
+                    a.source,
+                    a.dedup_key,
+                    str(a.status),
+                    a.name,
+                    a.severity,
+                    a.summary,
+                    a.service,
+                    a.fingerprint,
+                    _json(dict(a.labels)),
+                    _json(dict(a.annotations)),
+                    a.starts_at,
+                    a.ends_at,
+                    now,
+                    a.url,
+                    _json(dict(a.details)),
+                ],
+            )
+            return
+        open_row = con.execute(
+            "SELECT id FROM external_alerts WHERE source = ? AND dedup_key = ? AND status <> 'resolved' "
+            "ORDER BY starts_at DESC LIMIT 1",
+            [a.source, a.dedup_key],
+        ).fetchone()
+        if command.op == "trigger":
+            if open_row is None:
+                con.execute(
+                    "INSERT INTO external_alerts (id, source, dedup_key, status, name, severity, summary, "
+                    "service, fingerprint, labels, annotations, starts_at, ends_at, updated_at, url, details) "
+                    "VALUES (?, ?, ?, 'firing', ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?)",
+                    [
+                        a.id or str(uuid.uuid4()),
+                        a.source,
+                        a.dedup_key,
+                        a.name,
+                        a.severity,
+                        a.summary,
+                        a.service,
+                        a.fingerprint,
+                        _json(dict(a.labels)),
+                        _json(dict(a.annotations)),
+                        a.starts_at,
+                        now,
+                        a.url,
+                        _json(dict(a.details)),
+                    ],
+                )
+            else:
+                con.execute(
+                    "UPDATE external_alerts SET summary = ?, severity = ?, details = ?, updated_at = ?, "
+                    "event_count = event_count + 1 WHERE id = ?",
+                    [a.summary, a.severity, _json(dict(a.details)), now, open_row[0]],
+                )
+        elif command.op in ("acknowledge", "resolve"):
+            if open_row is None:
+                return  # PagerDuty drops ack/resolve for an alert that is not open
+            if command.op == "acknowledge":
+                con.execute(
+                    "UPDATE external_alerts SET status = ?, updated_at = ?, event_count = event_count + 1 "
+                    "WHERE id = ?",
+                    [str(ExternalAlertStatus.ACKNOWLEDGED), now, open_row[0]],
+                )
+            else:
+                con.execute(
+                    "UPDATE external_alerts SET status = ?, ends_at = ?, updated_at = ?, "
+                    "event_count = event_count + 1 WHERE id = ?",
+                    [str(ExternalAlertStatus.RESOLVED), a.ends_at or now, now, open_row[0]],
+                )
+        else:
+            raise ConfigError(f"unknown alert command {command.op!r}")
+
+    # ---------------------------------------------------------------- tokens
+
+    def create_token(self, scopes: Sequence[str], name: str = "") -> str:
+        """Create a bearer token with the given scopes; return it (only its hash is stored)."""
+        bad = [s for s in scopes if s not in SCOPES]
+        if bad or not scopes:
+            raise ConfigError(
+                f"scopes must be a non-empty subset of {', '.join(SCOPES)}; got {bad or scopes}"
+            )
+        token = "opl_" + secrets.token_urlsafe(32)
+        with self._lock:
+            self._writer.execute(
+                "INSERT INTO tokens (id, name, token_hash, scopes) VALUES (?, ?, ?, ?)",
+                [uuid.uuid4().hex[:12], name, hash_token(token), sorted(set(scopes))],
+            )
+        return token
+
+    def token_scopes(self, token: str) -> frozenset[str] | None:
+        """Return the scopes of a live token, or None when it is unknown or revoked."""
+        rows = self.query(
+            "SELECT scopes FROM tokens WHERE token_hash = ? AND NOT revoked", [hash_token(token)]
+        )
+        return frozenset(rows[0][0]) if rows else None
+
+    def revoke_token(self, token_id: str) -> None:
+        """Revoke a token by its id."""
+        with self._lock:
+            row = self._writer.execute(
+                "UPDATE tokens SET revoked = true WHERE id = ? RETURNING id", [token_id]
+            ).fetchone()
+        if row is None:
+            raise NotFoundError(f"token {token_id!r} not found")
+
+
+def _recoverable(exc: duckdb.Error) -> bool:
+    """Constraint and type errors will fail again; I/O and transaction conflicts may not."""
+    return not isinstance(exc, duckdb.ConstraintException | duckdb.ConversionException)

@@ -1,0 +1,56 @@
+"""opsloop's own Prometheus metrics: every emitted name and label lives here.
+
+Names follow Prometheus conventions (``opsloop_`` prefix, base units, ``_total`` counters,
+bounded label values only). One registry per process, exposed at ``/metrics``.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+BUILD_INFO = Info("opsloop_build", "opsloop version", registry=REGISTRY)
+INGEST_SAMPLES = Counter(
+    "opsloop_ingest_samples",
+    "Samples, log records, events and alerts committed, by wire format.",
+    ["format"],
+    registry=REGISTRY,
+)
+INGEST_REJECTED = Counter(
+    "opsloop_ingest_rejected",
+    "Requests rejected, by wire format and reason (decode, validation, too_large, rate_limited, "
+    "unauthorized, unsupported_media, storage).",
+    ["format", "reason"],
+    registry=REGISTRY,
+)
+INGEST_REQUESTS = Counter(
+    "opsloop_ingest_requests",
+    "Ingest requests answered, by wire format and status code.",
+    ["format", "code"],
+    registry=REGISTRY,
+)
+INGEST_DUPLICATES = Counter(
+    "opsloop_ingest_duplicate_batches",
+    "Re-delivered batches recognised and skipped.",
+    ["format"],
+    registry=REGISTRY,
+)
+QUEUE_DEPTH = Gauge(
+    "opsloop_ingest_queue_depth_rows", "Rows accepted but not yet committed.", registry=REGISTRY
+)
+COMMIT_SECONDS = Histogram(
+    "opsloop_store_commit_duration_seconds",
+    "Time to commit one group of batches to DuckDB.",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+    registry=REGISTRY,
+)
+COMMIT_ROWS = Histogram(
+    "opsloop_store_commit_rows",
+    "Rows per commit.",
+    buckets=(10, 100, 1_000, 10_000, 50_000, 100_000, 250_000, 1_000_000),
+    registry=REGISTRY,
+)
+SCRAPES = Counter(
+    "opsloop_scrapes", "Scrapes of configured targets, by outcome.", ["outcome"], registry=REGISTRY
+)

@@ -1,0 +1,1 @@
+"""opsloop detect stage (filled by later issues)."""

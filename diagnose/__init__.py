@@ -1,0 +1,1 @@
+"""opsloop diagnose stage (filled by later issues)."""

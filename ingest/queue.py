@@ -1,0 +1,149 @@
+"""The bounded ingest queue and its single writer thread (group commit).
+
+Request handlers decode and validate, then ``await queue.submit(batch)``; the answer comes
+only after the batch is committed, so a 2xx always means durable. When the rows waiting
+exceed the bound, ``submit`` raises ``BackpressureError`` at once (HTTP 429 with
+Retry-After): the server never drops data silently and never buffers without limit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections import deque
+from concurrent.futures import Future
+
+from core.batch import WriteBatch
+from core.errors import BackpressureError, StorageError
+from core.store import Store, WriteResult
+from core.telemetry import COMMIT_ROWS, COMMIT_SECONDS, INGEST_DUPLICATES, INGEST_SAMPLES, QUEUE_DEPTH
+
+log = logging.getLogger(__name__)
+
+
+class IngestQueue:
+    """Bounded queue of batches in front of the store's single writer."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        max_rows: int = 2_000_000,
+        commit_max_rows: int = 200_000,
+        linger_s: float = 0.002,
+        retry_after_s: float = 1.0,
+    ) -> None:
+        self._store = store
+        self._max_rows = max_rows
+        self._commit_max_rows = commit_max_rows
+        self._linger_s = linger_s
+        self._retry_after_s = retry_after_s
+        self._items: deque[tuple[WriteBatch, Future[WriteResult]]] = deque()
+        self._pending_rows = 0
+        self._cv = threading.Condition()
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name="opsloop-writer", daemon=True)
+        self._thread.start()
+
+    @property
+    def pending_rows(self) -> int:
+        """Rows accepted but not yet committed."""
+        return self._pending_rows
+
+    @property
+    def healthy(self) -> bool:
+        """Whether the writer thread is alive."""
+        return self._thread.is_alive() and not self._stopping
+
+    def submit_nowait(self, batch: WriteBatch) -> Future[WriteResult]:
+        """Enqueue a batch; raise ``BackpressureError`` if the queue is full."""
+        rows = max(batch.rows, 1)
+        with self._cv:
+            if self._stopping:
+                raise StorageError("the writer is shutting down", recoverable=True)
+            if self._pending_rows and self._pending_rows + rows > self._max_rows:
+                raise BackpressureError(
+                    f"ingest queue full ({self._pending_rows} rows waiting)", retry_after=self._retry_after_s
+                )
+            fut: Future[WriteResult] = Future()
+            self._items.append((batch, fut))
+            self._pending_rows += rows
+            QUEUE_DEPTH.set(self._pending_rows)
+            self._cv.notify()
+        return fut
+
+    async def submit(self, batch: WriteBatch) -> WriteResult:
+        """Enqueue a batch and wait until it is committed."""
+        return await asyncio.wrap_future(self.submit_nowait(batch))
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Commit what is queued, then stop the writer."""
+        with self._cv:
+            self._stopping = True
+            self._cv.notify()
+        self._thread.join(timeout)
+
+    def _take(self) -> list[tuple[WriteBatch, Future[WriteResult]]]:
+        with self._cv:
+            while not self._items and not self._stopping:
+                self._cv.wait(0.5)
+            if not self._items:
+                return []
+        if self._linger_s:
+            time.sleep(self._linger_s)  # let concurrent requests join this commit
+        group: list[tuple[WriteBatch, Future[WriteResult]]] = []
+        rows = 0
+        with self._cv:
+            while self._items and (not group or rows + self._items[0][0].rows <= self._commit_max_rows):
+                item = self._items.popleft()
+                group.append(item)
+                rows += max(item[0].rows, 1)
+        return group
+
+    def _run(self) -> None:
+        while True:
+            group = self._take()
+            if not group:
+                return
+            try:
+                self._commit(group)
+            except Exception:  # the writer must survive anything; every future gets an answer
+                log.exception("writer loop failed")
+                for _, fut in group:
+                    if not fut.done():
+                        fut.set_exception(StorageError("internal writer error", recoverable=True))
+            finally:
+                with self._cv:
+                    self._pending_rows -= sum(max(b.rows, 1) for b, _ in group)
+                    QUEUE_DEPTH.set(self._pending_rows)
+
+    def _commit(self, group: list[tuple[WriteBatch, Future[WriteResult]]]) -> None:
+        start = time.perf_counter()
+        batches = [b for b, _ in group]
+        try:
+            results = self._store.write_many(batches)
+        except StorageError as exc:
+            if len(group) == 1:
+                group[0][1].set_exception(exc)
+                return
+            # isolate the bad batch: commit the others one by one
+            for batch, fut in group:
+                try:
+                    self._done(batch, fut, self._store.write(batch))
+                except StorageError as exc:
+                    fut.set_exception(exc)
+            return
+        COMMIT_SECONDS.observe(time.perf_counter() - start)
+        COMMIT_ROWS.observe(sum(b.rows for b in batches))
+        for (batch, fut), result in zip(group, results, strict=True):
+            self._done(batch, fut, result)
+
+    @staticmethod
+    def _done(batch: WriteBatch, fut: Future[WriteResult], result: WriteResult) -> None:
+        if result.duplicate:
+            INGEST_DUPLICATES.labels(batch.source).inc()
+        else:
+            INGEST_SAMPLES.labels(batch.source).inc(batch.samples or batch.rows)
+        fut.set_result(result)

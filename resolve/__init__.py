@@ -1,0 +1,1 @@
+"""opsloop resolve stage (filled by later issues)."""

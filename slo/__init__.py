@@ -1,0 +1,1 @@
+"""opsloop slo stage (filled by later issues)."""
