@@ -1,0 +1,21 @@
+"""``opsloop demo``: the guided tour behind ``make demo``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``demo`` command."""
+
+    @app.command()
+    def demo(
+        db: Annotated[str, typer.Option("--db", help="database for the demo (recreated)")] = "./demo.duckdb",
+    ) -> None:
+        """Run the whole loop on bundled samples with a real server, and show what arrived."""
+        from api.demo import run_demo
+
+        run_demo(db, Console())

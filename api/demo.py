@@ -1,0 +1,412 @@
+"""The guided demo: a real server, every wire format, and what arrived.
+
+It uses only public contracts (the CLI and the HTTP API), exactly as a newcomer would:
+bulk-load a sample file, start ``opsloop serve``, send one payload of every format the
+way the real tools send it, stop the server and summarise the store. Later stages add
+their steps here so ``make demo`` always shows the whole loop.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+from rich.console import Console
+
+from ingest.remote_write import encode_write_request
+
+SAMPLES = Path(__file__).resolve().parent.parent / "samples"
+
+
+@dataclass
+class Step:
+    """One request of the demo and the answer it should get."""
+
+    title: str
+    method: str
+    path: str
+    body: bytes
+    headers: dict[str, str]
+    expect: int
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _iso(t: datetime) -> str:
+    return t.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _node_metrics(now: datetime) -> bytes:
+    """Ten minutes of node-exporter-like series for three hosts, as Prometheus remote-writes them."""
+    start = int((now - timedelta(minutes=10)).timestamp() * 1000)
+    series = []
+    for h, host in enumerate(("web-1", "web-2", "db-1")):
+        for mode in ("idle", "user", "system"):
+            labels = {
+                "__name__": "node_cpu_seconds_total",
+                "instance": f"{host}:9100",
+                "job": "node",
+                "cpu": "0",
+                "mode": mode,
+            }
+            series.append((labels, [(start + i * 15_000, 100.0 * (h + 1) + i * 0.7) for i in range(40)]))
+        load = {"__name__": "node_load1", "instance": f"{host}:9100", "job": "node"}
+        series.append(
+            (
+                load,
+                [
+                    (start + i * 15_000, 0.4 + 0.02 * i + (3.0 if host == "db-1" and i > 34 else 0))
+                    for i in range(40)
+                ],
+            )
+        )
+    return encode_write_request(series)
+
+
+def _otlp_metrics(now: datetime) -> bytes:
+    ns = int(now.timestamp() * 1e9)
+    points = [
+        {"asDouble": 0.12 + (0.9 if i > 27 else 0.0), "timeUnixNano": str(ns - (30 - i) * 10**10)}
+        for i in range(30)
+    ]
+    doc = {
+        "resourceMetrics": [
+            {
+                "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "checkout"}}]},
+                "scopeMetrics": [
+                    {
+                        "scope": {"name": "checkout.http"},
+                        "metrics": [
+                            {
+                                "name": "http.server.request.duration.p95",
+                                "unit": "s",
+                                "gauge": {"dataPoints": points},
+                            },
+                            {
+                                "name": "http.server.request.count",
+                                "unit": "1",
+                                "sum": {
+                                    "aggregationTemporality": 2,
+                                    "isMonotonic": True,
+                                    "dataPoints": [
+                                        {
+                                            "asInt": str(1000 + 50 * i),
+                                            "timeUnixNano": str(ns - (30 - i) * 10**10),
+                                            "startTimeUnixNano": str(ns - 3600 * 10**9),
+                                            "attributes": [
+                                                {"key": "http.route", "value": {"stringValue": "/pay"}}
+                                            ],
+                                        }
+                                        for i in range(30)
+                                    ],
+                                },
+                            },
+                        ],
+                    }
+                ],
+            }
+        ]
+    }
+    return json.dumps(doc).encode()
+
+
+def _otlp_logs(now: datetime) -> bytes:
+    ns = int(now.timestamp() * 1e9)
+    records = [
+        {
+            "timeUnixNano": str(ns - i * 10**9),
+            "severityNumber": 17,
+            "severityText": "ERROR",
+            "body": {"stringValue": f"payment gateway timeout after 5s (order {1000 + i})"},
+            "attributes": [{"key": "retry", "value": {"intValue": str(i % 3)}}],
+        }
+        for i in range(20)
+    ]
+    records.append(
+        {
+            "timeUnixNano": str(ns),
+            "severityNumber": 9,
+            "severityText": "INFO",
+            "body": {"stringValue": "checkout started"},
+        }
+    )
+    doc = {
+        "resourceLogs": [
+            {
+                "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "payments"}}]},
+                "scopeLogs": [{"scope": {"name": "payments.gateway"}, "logRecords": records}],
+            }
+        ]
+    }
+    return json.dumps(doc).encode()
+
+
+def _exposition() -> bytes:
+    return (
+        b"# HELP queue_depth Jobs waiting.\n# TYPE queue_depth gauge\n"
+        b'queue_depth{service="cart",queue="emails"} 42\n'
+        b"# TYPE http_requests_total counter\n"
+        b'http_requests_total{service="cart",code="200"} 1027\n'
+        b'http_requests_total{service="cart",code="500"} 3\n'
+    )
+
+
+def _alertmanager(now: datetime, status: str) -> bytes:
+    starts = now - timedelta(minutes=3)
+    alert = {
+        "status": status,
+        "labels": {
+            "alertname": "HighErrorRate",
+            "service": "checkout",
+            "severity": "page",
+            "job": "checkout",
+        },
+        "annotations": {"summary": "5xx ratio above 2% for 10m"},
+        "startsAt": _iso(starts),
+        "endsAt": _iso(now) if status == "resolved" else "0001-01-01T00:00:00Z",
+        "generatorURL": "http://prometheus.local:9090/graph?g0.expr=...",
+        "fingerprint": "c5a1f2e3b4d59687",
+    }
+    doc = {
+        "version": "4",
+        "groupKey": '{}:{alertname="HighErrorRate"}',
+        "truncatedAlerts": 0,
+        "status": status,
+        "receiver": "opsloop",
+        "groupLabels": {"alertname": "HighErrorRate"},
+        "commonLabels": alert["labels"],
+        "commonAnnotations": alert["annotations"],
+        "externalURL": "http://alertmanager.local:9093",
+        "alerts": [alert],
+    }
+    return json.dumps(doc).encode()
+
+
+def _pagerduty(token: str, action: str) -> bytes:
+    doc: dict[str, Any] = {"routing_key": token, "event_action": action, "dedup_key": "db-1-disk"}
+    if action == "trigger":
+        doc["payload"] = {
+            "summary": "db-1 disk 91% full",
+            "source": "db-1.prod",
+            "severity": "warning",
+            "component": "postgres",
+            "group": "storage",
+            "class": "disk",
+        }
+    return json.dumps(doc).encode()
+
+
+def _cloudevents(now: datetime) -> bytes:
+    deploy = {
+        "specversion": "1.0",
+        "id": "deploy-checkout-42",
+        "source": "/ci/pipelines/checkout",
+        "type": "dev.cdevents.service.deployed.0.1.1",
+        "time": _iso(now - timedelta(minutes=6)),
+        "data": {
+            "context": {
+                "id": "deploy-checkout-42",
+                "source": "/ci/pipelines/checkout",
+                "type": "dev.cdevents.service.deployed.0.1.1",
+                "version": "0.3.0",
+                "timestamp": _iso(now - timedelta(minutes=6)),
+            },
+            "subject": {
+                "id": "checkout",
+                "source": "/ci/pipelines/checkout",
+                "type": "service",
+                "content": {"environment": {"id": "production"}, "artifactId": "pkg:oci/checkout@v2.4.1"},
+            },
+        },
+    }
+    note = {
+        "specversion": "1.0",
+        "id": "feature-flag-7",
+        "source": "/flags",
+        "type": "com.example.flag.toggled",
+        "time": _iso(now - timedelta(minutes=4)),
+        "subject": "checkout",
+        "data": {"flag": "new-payment-flow", "enabled": True, "service": "checkout"},
+    }
+    return json.dumps([deploy, note]).encode()
+
+
+def steps(token: str, now: datetime) -> list[Step]:
+    """Every payload of the demo, in the order an incident would unfold."""
+    bearer = {"Authorization": f"Bearer {token}"}
+    rw = dict(
+        bearer,
+        **{
+            "Content-Encoding": "snappy",
+            "Content-Type": "application/x-protobuf",
+            "X-Prometheus-Remote-Write-Version": "0.1.0",
+        },
+    )
+    js = dict(bearer, **{"Content-Type": "application/json"})
+    topo = (
+        (SAMPLES / "topology.yaml").read_bytes()
+        if (SAMPLES / "topology.yaml").exists()
+        else b"services: []\n"
+    )
+    return [
+        Step(
+            "topology (CMDB YAML)",
+            "PUT",
+            "/api/v1/topology",
+            topo,
+            dict(bearer, **{"Content-Type": "application/yaml"}),
+            200,
+        ),
+        Step(
+            "Prometheus remote-write (snappy protobuf)", "POST", "/api/v1/write", _node_metrics(now), rw, 204
+        ),
+        Step(
+            "Prometheus text exposition push",
+            "POST",
+            "/api/v1/import/prometheus",
+            _exposition(),
+            dict(bearer, **{"Content-Type": "text/plain; version=0.0.4"}),
+            204,
+        ),
+        Step("OTLP/HTTP metrics (JSON)", "POST", "/v1/metrics", _otlp_metrics(now), js, 200),
+        Step("OTLP/HTTP logs (JSON)", "POST", "/v1/logs", _otlp_logs(now), js, 200),
+        Step(
+            "CloudEvents batch with a CDEvents deployment",
+            "POST",
+            "/api/v1/events",
+            _cloudevents(now),
+            dict(bearer, **{"Content-Type": "application/cloudevents-batch+json"}),
+            202,
+        ),
+        Step(
+            "Alertmanager webhook v4 (firing)",
+            "POST",
+            "/api/v1/alerts/alertmanager",
+            _alertmanager(now, "firing"),
+            js,
+            200,
+        ),
+        Step(
+            "PagerDuty Events v2 trigger",
+            "POST",
+            "/v2/enqueue",
+            _pagerduty(token, "trigger"),
+            {"Content-Type": "application/json"},
+            202,
+        ),
+        Step(
+            "PagerDuty Events v2 acknowledge",
+            "POST",
+            "/v2/enqueue",
+            _pagerduty(token, "acknowledge"),
+            {"Content-Type": "application/json"},
+            202,
+        ),
+        Step(
+            "Alertmanager webhook v4 (resolved)",
+            "POST",
+            "/api/v1/alerts/alertmanager",
+            _alertmanager(now, "resolved"),
+            js,
+            200,
+        ),
+        Step(
+            "the same remote-write batch again (re-delivery)",
+            "POST",
+            "/api/v1/write",
+            _node_metrics(now),
+            rw,
+            204,
+        ),
+    ]
+
+
+def _opsloop(*args: str) -> list[str]:
+    exe = shutil.which("opsloop", path=str(Path(sys.executable).parent)) or "opsloop"
+    return [exe, *args]
+
+
+def run_demo(db: str, console: Console, keep: bool = False) -> dict[str, Any]:
+    """Run the whole demo against a fresh database; return the store summary."""
+    from api.report import print_summary, store_summary
+    from core.store import Store
+
+    for suffix in ("", ".wal"):
+        Path(db + suffix).unlink(missing_ok=True)
+    console.rule("[bold]opsloop demo: ingest")
+    sample = SAMPLES / "metrics.csv"
+    if sample.exists():
+        console.print(f"[bold]1.[/] bulk-load [cyan]{sample.name}[/] with [green]opsloop ingest[/]")
+        out = subprocess.run(
+            _opsloop("ingest", str(sample), "--db", db, "--json"), capture_output=True, text=True, check=True
+        )
+        console.print(f"   {out.stdout.strip().splitlines()[-1]}")
+    with Store(db) as store:
+        token = store.create_token(["ingest", "read", "write"], "demo")
+    port = _free_port()
+    console.print(f"[bold]2.[/] start [green]opsloop serve[/] on 127.0.0.1:{port} (token auth on)")
+    env = dict(os.environ, OPSLOOP_LOG_LEVEL="warning")
+    server = subprocess.Popen(_opsloop("serve", "--db", db, "--port", str(port)), env=env)
+    failures = 0
+    try:
+        _wait_ready(f"http://127.0.0.1:{port}", server)
+        console.print("[bold]3.[/] send every wire format the way real tools do")
+        now = datetime.now(UTC)
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+            for step in steps(token, now):
+                t0 = time.perf_counter()
+                r = client.request(step.method, step.path, content=step.body, headers=step.headers)
+                ms = (time.perf_counter() - t0) * 1000
+                ok = r.status_code == step.expect
+                failures += not ok
+                mark = "[green]✓[/]" if ok else "[red]✗[/]"
+                console.print(
+                    f"   {mark} {step.title:<48} {step.method} {step.path:<30} -> {r.status_code} "
+                    f"({len(step.body):,} bytes, {ms:.0f} ms)" + ("" if ok else f"  {r.text[:200]}")
+                )
+            metrics = client.get("/metrics").text
+        samples = [ln for ln in metrics.splitlines() if ln.startswith("opsloop_ingest_samples_total")]
+        console.print("[bold]4.[/] opsloop's own /metrics says:")
+        for line in samples:
+            console.print(f"   {line}")
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(30)
+    console.rule("[bold]What arrived in DuckDB")
+    with Store(db) as store:
+        data = store_summary(store)
+    print_summary(console, data)
+    if not keep:
+        console.print(f"(database kept at {db}; explore it with [green]opsloop summary --db {db}[/])")
+    if failures:
+        raise SystemExit(f"{failures} demo step(s) did not get the expected answer")
+    return data
+
+
+def _wait_ready(url: str, server: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise SystemExit("opsloop serve exited during start-up")
+        try:
+            if httpx.get(url + "/readyz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise SystemExit("opsloop serve did not become ready")
