@@ -15,8 +15,9 @@ $(STAMP): pyproject.toml
 
 # Real Prometheus, node exporter and Alertmanager for the integration tests (Debian packages).
 integration-deps:
-	@if ! command -v prometheus >/dev/null || ! command -v alertmanager >/dev/null \
-	    || ! command -v prometheus-node-exporter >/dev/null; then \
+	@if ! command -v prometheus >/dev/null \
+	    || ! { command -v prometheus-alertmanager || command -v alertmanager; } >/dev/null \
+	    || ! { command -v prometheus-node-exporter || command -v node_exporter; } >/dev/null; then \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  ( $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
 	      --no-install-recommends prometheus prometheus-node-exporter prometheus-alertmanager >/dev/null ) \

@@ -8,8 +8,8 @@ from contextlib import asynccontextmanager
 from importlib import import_module
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
-from prometheus_client import make_asgi_app
+from fastapi.responses import JSONResponse, Response
+from prometheus_client.exposition import choose_encoder
 
 from api import errors
 from api.auth import TokenCache
@@ -22,7 +22,15 @@ from ingest.remote_write import RemoteWriteDecoder
 log = logging.getLogger(__name__)
 
 #: Router modules under ``api.routers``, each exposing ``router``.
-ROUTERS = ("remote_write",)
+ROUTERS = (
+    "remote_write",
+    "prometheus_import",
+    "alertmanager",
+    "pagerduty",
+    "cloudevents",
+    "topology",
+    "otlp",
+)
 VERSION = "0.1.0"
 
 
@@ -71,5 +79,10 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
             return JSONResponse({"status": "not ready"}, status_code=503)
         return JSONResponse({"status": "ready", "queue_rows": queue.pending_rows})
 
-    app.mount("/metrics", make_asgi_app(registry=REGISTRY))
+    @app.get("/metrics", tags=["health"], include_in_schema=False)
+    async def metrics(request: Request) -> Response:
+        """Our own metrics, in the exposition format the scraper asks for (no redirect)."""
+        encoder, content_type = choose_encoder(request.headers.get("accept", ""))
+        return Response(encoder(REGISTRY), media_type=content_type)
+
     return app

@@ -87,12 +87,16 @@ class IngestQueue:
 
     def _take(self) -> list[tuple[WriteBatch, Future[WriteResult]]]:
         with self._cv:
+            idle = not self._items
             while not self._items and not self._stopping:
                 self._cv.wait(0.5)
             if not self._items:
                 return []
-        if self._linger_s:
-            time.sleep(self._linger_s)  # let concurrent requests join this commit
+        # Linger only when the writer was idle, to let concurrent requests join this commit.
+        # A busy writer finds batches queued during its last commit: waiting more would only
+        # idle it, so under load the group is simply what arrived meanwhile.
+        if self._linger_s and idle:
+            time.sleep(self._linger_s)
         group: list[tuple[WriteBatch, Future[WriteResult]]] = []
         rows = 0
         with self._cv:

@@ -12,10 +12,20 @@ from pathlib import Path
 import httpx
 import pytest
 import uvicorn
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 
 from api.app import create_app
 from core.settings import Settings
 from core.store import Store
+
+# Shared CI machines are slow and noisy: judge hypothesis tests on behaviour, not on time.
+hypothesis_settings.register_profile(
+    "opsloop",
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+hypothesis_settings.load_profile("opsloop")
 
 
 def free_port() -> int:

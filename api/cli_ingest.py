@@ -1,0 +1,65 @@
+"""``opsloop ingest PATH...``: bulk-load CSV, Parquet, NDJSON and OTLP JSON-lines files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
+from api.cli import DbOption, JsonOption, settings_for
+from core.store import Store
+from ingest.files import FileIngester, expand_paths
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``opsloop ingest``."""
+
+    @app.command()
+    def ingest(
+        paths: Annotated[list[str], typer.Argument(help="files, directories (recursive) or globs")],
+        db: DbOption = None,
+        as_json: JsonOption = False,
+    ) -> None:
+        """Load metric files: .csv/.parquet/.ndjson/.jsonl long format (ts, name, labels, value).
+
+        A .jsonl that is an OpenTelemetry Collector file export is read as OTLP. Each file
+        is one transaction: a bad file is reported (file and line) and skipped, the others
+        are loaded. Loading the same file twice stores it once. Exit code 1 if any file failed.
+        """
+        console = Console(stderr=True)
+        files, _ = expand_paths(paths)
+        total = sum(p.stat().st_size for p in files)
+        progress = Progress(
+            TextColumn("[bold]ingest"),
+            BarColumn(),
+            DownloadColumn(),
+            TimeRemainingColumn(),
+            console=console,
+            disable=as_json or not console.is_terminal,
+            transient=True,
+        )
+        task = progress.add_task("ingest", total=total or None)
+        with (
+            Store(settings_for(db).db) as store,
+            progress,
+            FileIngester(store, progress=lambda n: progress.advance(task, n)) as ingester,
+        ):
+            summary = ingester.ingest(paths)
+        data = summary.as_dict()
+        if as_json:
+            print(json.dumps(data))
+        else:
+            out = Console()
+            out.print(
+                f"{data['files']} files, {data['rows']:,} rows, {data['series']:,} series in "
+                f"{data['seconds']:.2f} s ({data['rows_per_s']:,.0f} rows/s)"
+                + (f", {data['duplicate_rows']:,} rows already ingested" if data["duplicate_rows"] else "")
+            )
+            for err in summary.errors:
+                out.print(f"[red]error[/red] {Path(err['file'])}: {err['error']}", highlight=False)
+        if summary.errors:
+            raise typer.Exit(1)

@@ -1,0 +1,1 @@
+"""Benchmarks that print figures (``opsloop bench ...``); tests never assert on timings."""
