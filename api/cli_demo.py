@@ -18,4 +18,7 @@ def register(app: typer.Typer) -> None:
         """Run the whole loop on bundled samples with a real server, and show what arrived."""
         from api.demo import run_demo
 
-        run_demo(db, Console())
+        console = Console()
+        if not console.is_terminal:  # make, CI logs: no terminal to size to, so give tables room
+            console = Console(width=120)
+        run_demo(db, console)

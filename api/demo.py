@@ -23,6 +23,7 @@ from typing import Any
 
 import httpx
 from rich.console import Console
+from rich.table import Table
 
 from ingest.remote_write import encode_write_request
 
@@ -355,7 +356,11 @@ def run_demo(db: str, console: Console, keep: bool = False) -> dict[str, Any]:
         out = subprocess.run(
             _opsloop("ingest", str(sample), "--db", db, "--json"), capture_output=True, text=True, check=True
         )
-        console.print(f"   {out.stdout.strip().splitlines()[-1]}")
+        report = json.loads(out.stdout.strip().splitlines()[-1])
+        console.print(
+            f"   {report['rows']:,} rows in {report['series']} series from {report['files']} file "
+            f"in {report['seconds']:.2f} s"
+        )
     with Store(db) as store:
         token = store.create_token(["ingest", "read", "write"], "demo")
     port = _free_port()
@@ -367,6 +372,7 @@ def run_demo(db: str, console: Console, keep: bool = False) -> dict[str, Any]:
         _wait_ready(f"http://127.0.0.1:{port}", server)
         console.print("[bold]3.[/] send every wire format the way real tools do")
         now = datetime.now(UTC)
+        table = Table("step", "endpoint", "answer", "bytes", "ms", box=None, pad_edge=False)
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
             for step in steps(token, now):
                 t0 = time.perf_counter()
@@ -374,12 +380,12 @@ def run_demo(db: str, console: Console, keep: bool = False) -> dict[str, Any]:
                 ms = (time.perf_counter() - t0) * 1000
                 ok = r.status_code == step.expect
                 failures += not ok
-                mark = "[green]✓[/]" if ok else "[red]✗[/]"
-                console.print(
-                    f"   {mark} {step.title:<48} {step.method} {step.path:<30} -> {r.status_code} "
-                    f"({len(step.body):,} bytes, {ms:.0f} ms)" + ("" if ok else f"  {r.text[:200]}")
+                answer = f"[green]{r.status_code}[/]" if ok else f"[red]{r.status_code} {r.text[:120]}[/]"
+                table.add_row(
+                    step.title, f"{step.method} {step.path}", answer, f"{len(step.body):,}", f"{ms:.0f}"
                 )
             metrics = client.get("/metrics").text
+        console.print(table)
         samples = [ln for ln in metrics.splitlines() if ln.startswith("opsloop_ingest_samples_total")]
         console.print("[bold]4.[/] opsloop's own /metrics says:")
         for line in samples:

@@ -79,9 +79,9 @@ FULL = Sizes(
     anchor_rows=1_000_000,
     bulk_rows=1_000_000,
     bulk_series=5_000,
-    rw_requests=100,
-    otlp_requests=60,
-    ce_requests=120,
+    rw_requests=200,
+    otlp_requests=200,
+    ce_requests=400,
     http_seconds=20.0,
     clients=4,
 )

@@ -6,11 +6,11 @@ batch whose ``digest`` was committed before is skipped (idempotent re-delivery).
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import pyarrow as pa
+import xxhash
 
 from core.model import Change, ConfigurationItem, Event, ExternalAlert
 
@@ -85,8 +85,16 @@ class WriteBatch:
 
 
 def digest_of(source: str, *parts: bytes) -> str:
-    """Return the re-delivery key of a payload: a hash of its source and decoded bytes."""
-    h = hashlib.blake2b(source.encode(), digest_size=16)
+    """Return the re-delivery key of a payload: a 128-bit hash of its source and bytes.
+
+    XXH3-128 hashes at tens of GB/s (blake2b managed ~400 MB/s, a visible share of a
+    megabyte-sized OTLP request); 128 bits make an accidental collision, which would
+    drop a batch as a duplicate, vanishingly unlikely.
+
+    >>> digest_of("otlp", b"abc") == digest_of("otlp", b"abc") != digest_of("otlp", b"abd")
+    True
+    """
+    h = xxhash.xxh3_128(source.encode() + b"\x00")
     for part in parts:
         h.update(part)
     return h.hexdigest()

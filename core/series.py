@@ -1,14 +1,16 @@
 """Stable series ids: metric name + sorted labels -> a 63-bit integer that never changes.
 
-The id is a hash, not a counter, so every process (server, CLI, notebook, another machine)
+The id is a hash (XXH3-64 of the canonical text, top bit cleared so it fits a signed
+BIGINT too), not a counter, so every process (server, CLI, notebook, another machine)
 computes the same id for the same series without asking the store; the store's series
 dictionary maps it back to the name and labels.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Mapping
+
+import xxhash
 
 _SEP = "\x00"
 _MASK63 = (1 << 63) - 1
@@ -34,5 +36,4 @@ def series_id(name: str, labels: Mapping[str, str] | Iterable[tuple[str, str]]) 
     >>> series_id("up", {"a": "1"}) != series_id("up", {"a": "2"})
     True
     """
-    digest = hashlib.blake2b(canonical_key(name, labels).encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "little") & _MASK63
+    return int(xxhash.xxh3_64_intdigest(canonical_key(name, labels).encode())) & _MASK63

@@ -174,7 +174,7 @@ class Store:
     def arrow(self, sql: str, params: Sequence[Any] | None = None) -> pa.Table:
         """Run a read query and return an Arrow table."""
         with self.reader() as cur:
-            table: pa.Table = cur.execute(sql, params or []).to_arrow_table()
+            table: pa.Table = cur.sql(sql, params=params or None).to_arrow_table()
             return table
 
     # ---------------------------------------------------------------- writing
@@ -192,11 +192,17 @@ class Store:
         """
         with self._lock:
             try:
-                return self._commit(batches)
+                try:
+                    return self._commit(batches)
+                except duckdb.ConstraintException:
+                    # An event or change id that is already stored: redo the group on the
+                    # slow path that skips existing keys (INSERT OR IGNORE costs ~2x a plain
+                    # INSERT into a keyed table, so it is kept for when it is needed).
+                    return self._commit(batches, skip_existing=True)
             except duckdb.Error as exc:
                 raise StorageError(f"commit failed: {exc}", recoverable=_recoverable(exc)) from exc
 
-    def _commit(self, batches: Sequence[WriteBatch]) -> list[WriteResult]:
+    def _commit(self, batches: Sequence[WriteBatch], skip_existing: bool = False) -> list[WriteResult]:
         con = self._writer
         new_series: set[int] = set()
         con.execute("BEGIN")
@@ -221,10 +227,12 @@ class Store:
                     seen.add(batch.digest)
                 live.append(batch)
                 results.append(WriteResult(duplicate=False, rows=batch.rows))
-            new_series = self._write_series(con, [b.series for b in live if b.series is not None])
+            new_series = self._write_series(
+                con, [b.series for b in live if b.series is not None], skip_existing
+            )
             self._append(con, "points", [b.points for b in live if b.points is not None])
             self._append(con, "logs", [b.logs for b in live if b.logs is not None])
-            self._write_small(con, live)
+            self._write_small(con, live, skip_existing)
             done = [(b.digest, b.source, _now(), b.rows) for b in live if b.digest]
             if done:
                 # one multi-row statement: executemany costs a statement per row
@@ -239,7 +247,10 @@ class Store:
         self._known_series.update(new_series)
         return results
 
-    def _write_series(self, con: duckdb.DuckDBPyConnection, tables: list[pa.Table]) -> set[int]:
+    def _write_series(
+        self, con: duckdb.DuckDBPyConnection, tables: list[pa.Table], skip_existing: bool = False
+    ) -> set[int]:
+        """Add series the dictionary lacks (filtered by the in-memory set of committed ids)."""
         if not tables:
             return set()
         table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
@@ -252,14 +263,7 @@ class Store:
         # a batch may list one series twice; keep the first
         _, first = np.unique(table.column("series_id").to_numpy(), return_index=True)
         table = table.take(pa.array(np.sort(first)))
-        con.register("_new_series", table)
-        try:
-            con.execute(
-                "INSERT OR IGNORE INTO series (series_id, name, labels, service, kind, unit) "
-                "SELECT series_id, name, labels, service, kind, unit FROM _new_series"
-            )
-        finally:
-            con.unregister("_new_series")
+        self._insert_keyed(con, "series", table, skip_existing)
         return {int(i) for i in table.column("series_id").to_numpy()}
 
     @staticmethod
@@ -276,7 +280,9 @@ class Store:
         finally:
             con.unregister(view)
 
-    def _write_small(self, con: duckdb.DuckDBPyConnection, batches: Sequence[WriteBatch]) -> None:
+    def _write_small(
+        self, con: duckdb.DuckDBPyConnection, batches: Sequence[WriteBatch], skip_existing: bool = False
+    ) -> None:
         """Write the events, changes, topology and alert commands of a group of batches.
 
         Events and changes of the whole group go in as one Arrow table each: one INSERT per
@@ -286,10 +292,10 @@ class Store:
         """
         events = [e for b in batches for e in b.events]
         if events:
-            self._insert_ignore(con, "events", _events_table(events))
+            self._insert_keyed(con, "events", _events_table(events), skip_existing)
         changes = [c for b in batches for c in b.changes]
         if changes:
-            self._insert_ignore(con, "changes", _changes_table(changes))
+            self._insert_keyed(con, "changes", _changes_table(changes), skip_existing)
         for batch in batches:
             if batch.topology is not None:
                 self._replace_topology(con, batch.topology)
@@ -297,11 +303,15 @@ class Store:
                 self._apply_alert(con, command)
 
     @staticmethod
-    def _insert_ignore(con: duckdb.DuckDBPyConnection, name: str, new_rows: pa.Table) -> None:
+    def _insert_keyed(
+        con: duckdb.DuckDBPyConnection, name: str, new_rows: pa.Table, skip_existing: bool
+    ) -> None:
+        """Insert rows of a keyed table; a key already stored raises unless ``skip_existing``."""
         columns = ", ".join(new_rows.column_names)
+        verb = "INSERT OR IGNORE" if skip_existing else "INSERT"
         # DuckDB finds the local Arrow table by name (a replacement scan): register/unregister
         # would cost more than the insert itself for a few hundred rows
-        con.execute(f"INSERT OR IGNORE INTO {name} ({columns}) SELECT {columns} FROM new_rows")
+        con.execute(f"{verb} INTO {name} ({columns}) SELECT {columns} FROM new_rows")
 
     @staticmethod
     def _replace_topology(con: duckdb.DuckDBPyConnection, items: Sequence[ConfigurationItem]) -> None:
