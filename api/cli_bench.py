@@ -38,6 +38,12 @@ def bench_ingest(
         "1.0000",
         f"{result.anchor_rows:,} rows in one INSERT",
     )
+    table.add_row(
+        "raw Arrow insert, long format",
+        f"{data['raw_arrow_long_rows_per_s']:,.0f}",
+        f"{data['raw_arrow_long_rows_per_s'] / data['raw_arrow_rows_per_s']:.4f}",
+        "the bulk files' rows as they stand (name, labels as text)",
+    )
     for name in PATHS:
         entry, res = data["paths"][name], result.paths.get(name)
         if entry["points_per_s"] is None:

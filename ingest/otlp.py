@@ -71,6 +71,7 @@ from opentelemetry.proto.resource.v1 import resource_pb2
 from core.batch import LOGS_SCHEMA, POINTS_SCHEMA, WriteBatch, digest_of
 from core.errors import DecodeError, SchemaError, UnsupportedMediaError
 from ingest.points import DEFAULT_INTERNER, LabelItems, points_table, series_table
+from ingest.protowire import varint as _varint
 
 __all__ = [
     "BATCH_TARGET",
@@ -958,15 +959,6 @@ class _RawProtoFlavor(_ProtoFlavor):
     def columns(self, points: Any, path: str) -> NumberColumns:
         lo, hi = self._ranges[path]
         return self._scan.columns(lo, hi, path)
-
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while n >= 0x80:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
 
 
 class _NumberScan:

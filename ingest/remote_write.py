@@ -553,6 +553,11 @@ def encode_write_request(series: list[tuple[dict[str, str], list[tuple[int, floa
     >>> batch.points.num_rows
     1
     """
+    return bytes(cramjam.snappy.compress_raw(write_request_proto(series)))
+
+
+def write_request_proto(series: list[tuple[dict[str, str], list[tuple[int, float]]]]) -> bytes:
+    """Serialise an uncompressed WriteRequest with the standard protobuf encoder, labels sorted."""
     req = WriteRequest()
     for labels, samples in series:
         ts = req.timeseries.add()
@@ -560,4 +565,4 @@ def encode_write_request(series: list[tuple[dict[str, str], list[tuple[int, floa
             ts.labels.add(name=k, value=labels[k])
         for t, v in samples:
             ts.samples.add(timestamp=t, value=v)
-    return bytes(cramjam.snappy.compress_raw(req.SerializeToString()))
+    return bytes(req.SerializeToString())

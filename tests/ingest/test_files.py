@@ -13,6 +13,8 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from core.store import Store
 from ingest.files import FileIngester, canonical_labels, expand_paths
@@ -354,3 +356,32 @@ def test_shipped_sample_is_what_the_seeded_script_writes() -> None:
     writer.writerow(["ts", "name", "labels", "value"])
     writer.writerows(rows())
     assert (ROOT / "samples" / "metrics.csv").read_text() == out.getvalue()
+
+
+_GOOD_CSV = 'ts,name,labels,value\n2024-05-01T00:00:00Z,up,"{""job"": ""a""}",1\n'
+_GOOD_NDJSON = '{"ts": 1714521600, "name": "up", "labels": {"job": "a"}, "value": 1}\n'
+
+
+@given(
+    fmt=st.sampled_from(["csv", "ndjson"]),
+    noise=st.text(alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=120),
+    cut=st.integers(0, 80),
+)
+def test_mangled_files_are_rejected_whole_with_their_name_or_stored_whole(
+    tmp_path_factory: pytest.TempPathFactory, fmt: str, noise: str, cut: int
+) -> None:
+    """Garbage spliced into a valid file: either the file is rejected (its name in the error,
+    nothing written) or every row of it is stored; never a crash or a partial write."""
+    good = _GOOD_CSV if fmt == "csv" else _GOOD_NDJSON
+    text = good + good.splitlines()[-1][:cut] + noise + "\n" + good.splitlines()[-1] + "\n"
+    directory = tmp_path_factory.mktemp("mangled")
+    path = directory / f"m.{fmt}"
+    path.write_text(text)
+    with Store(str(directory / "db.duckdb")) as store, FileIngester(store) as ingester:
+        summary = ingester.ingest([str(path)])
+        stored = store.query("SELECT count(*) FROM points")[0][0]
+    if summary.errors:
+        assert "m." + fmt in json.dumps(summary.errors)
+        assert stored == 0
+    else:
+        assert stored == summary.rows > 0

@@ -24,6 +24,7 @@ from opentelemetry.proto.metrics.v1.metrics_pb2 import AggregationTemporality
 from core.errors import DecodeError, SchemaError
 from core.store import Store
 from ingest.otlp import decode_metrics, read_jsonl
+from ingest.protowire import field
 from tests.conftest import LiveServer
 
 T0 = 1_700_000_000_000_000_000  # ns
@@ -662,19 +663,6 @@ def random_request(draw: st.DrawFn) -> ExportMetricsServiceRequest:
                         dp.quantile_values.add(quantile=q, value=draw(st.floats(allow_nan=False)))
                     add_attributes(dp.attributes, draw(st.sampled_from(attribute_sets)))
     return req
-
-
-def varint(n: int) -> bytes:
-    out = bytearray()
-    while n >= 0x80:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
-
-
-def field(number: int, payload: bytes) -> bytes:
-    return varint(number << 3 | 2) + varint(len(payload)) + payload
 
 
 def shuffled_point(dp: Any, rnd: Any) -> bytes:

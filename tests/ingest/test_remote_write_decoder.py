@@ -17,7 +17,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from core.errors import SchemaError
-from ingest.remote_write import RemoteWriteDecoder, WriteRequest
+from ingest.protowire import field, varint
+from ingest.remote_write import RemoteWriteDecoder, WriteRequest, write_request_proto
 
 STALE_BITS = 0x7FF0000000000002
 STALE = struct.unpack("<d", STALE_BITS.to_bytes(8, "little"))[0]
@@ -52,20 +53,6 @@ series_st = st.tuples(
 )
 
 
-def varint(n: int) -> bytes:
-    n &= (1 << 64) - 1
-    out = bytearray()
-    while n >= 0x80:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
-
-
-def field(number: int, payload: bytes) -> bytes:
-    return varint(number << 3 | 2) + varint(len(payload)) + payload
-
-
 def unusual_series(labels: dict[str, str], samples: list[tuple[int, float]], style: int) -> bytes:
     """Encode a TimeSeries in a legal but non-canonical form, chosen by ``style``."""
     label_fields = [field(1, field(1, k.encode()) + field(2, labels[k].encode())) for k in sorted(labels)]
@@ -86,14 +73,7 @@ def canonical_series(labels: dict[str, str], samples: list[tuple[int, float]]) -
 
 
 def canonical(series: list[Series]) -> bytes:
-    req = WriteRequest()
-    for labels, samples in series:
-        ts = req.timeseries.add()
-        for k in sorted(labels):
-            ts.labels.add(name=k, value=labels[k])
-        for t, v in samples:
-            ts.samples.add(timestamp=t, value=v)
-    return bytes(req.SerializeToString())
+    return write_request_proto(series)
 
 
 def reference(raw: bytes) -> list[tuple[str, tuple[tuple[str, str], ...], int, int | None]]:
