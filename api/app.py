@@ -30,6 +30,7 @@ ROUTERS = (
     "cloudevents",
     "topology",
     "otlp",
+    "tokens",
 )
 VERSION = "0.1.0"
 

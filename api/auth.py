@@ -37,6 +37,10 @@ class TokenCache:
         self._cache[token] = (now, scopes)
         return scopes
 
+    def clear(self) -> None:
+        """Forget every cached answer (after a revocation)."""
+        self._cache.clear()
+
 
 def credentials(request: Request) -> str | None:
     """Extract the token from ``Authorization: Bearer`` or ``Basic`` (password part)."""

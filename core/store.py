@@ -437,18 +437,23 @@ class Store:
 
     def create_token(self, scopes: Sequence[str], name: str = "") -> str:
         """Create a bearer token with the given scopes; return it (only its hash is stored)."""
+        return self.issue_token(scopes, name)[1]
+
+    def issue_token(self, scopes: Sequence[str], name: str = "") -> tuple[str, str]:
+        """Create a token; return (its id, the secret). The secret is never stored."""
         bad = [s for s in scopes if s not in SCOPES]
         if bad or not scopes:
             raise ConfigError(
                 f"scopes must be a non-empty subset of {', '.join(SCOPES)}; got {bad or scopes}"
             )
         token = "opl_" + secrets.token_urlsafe(32)
+        token_id = uuid.uuid4().hex[:12]
         with self._lock:
             self._writer.execute(
                 "INSERT INTO tokens (id, name, token_hash, scopes) VALUES (?, ?, ?, ?)",
-                [uuid.uuid4().hex[:12], name, hash_token(token), sorted(set(scopes))],
+                [token_id, name, hash_token(token), sorted(set(scopes))],
             )
-        return token
+        return token_id, token
 
     def token_scopes(self, token: str) -> frozenset[str] | None:
         """Return the scopes of a live token, or None when it is unknown or revoked."""

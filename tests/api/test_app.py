@@ -61,3 +61,26 @@ def test_scopes_are_enforced(live_server: LiveServer) -> None:
         assert c.post("/api/v1/write", content=body, headers=RW).status_code == 204
     with live_server.client("opl_not-a-token") as c:
         assert c.post("/api/v1/write", content=body, headers=RW).status_code == 401
+
+
+def test_admin_manages_tokens_over_http_while_the_server_holds_the_database(live_server: LiveServer) -> None:
+    admin = live_server.store.create_token(["admin"], "root")
+    body = encode_write_request([({"__name__": "m"}, [(1, 1.0)])])
+    with live_server.client(admin) as c:
+        created = c.post("/api/v1/tokens", json={"scopes": ["ingest"], "name": "prometheus"})
+        assert created.status_code == 201
+        new = created.json()
+        assert new["scopes"] == ["ingest"] and new["token"].startswith("opl_")
+        listed = c.get("/api/v1/tokens").json()
+        assert new["id"] in {t["id"] for t in listed}
+        assert all("token" not in t for t in listed)
+        assert c.post("/api/v1/tokens", json={"scopes": ["root"]}).status_code == 400
+        assert c.post("/api/v1/tokens", json={"scopes": []}).status_code == 422
+    with live_server.client(new["token"]) as c:
+        assert c.post("/api/v1/write", content=body, headers=RW).status_code == 204
+        assert c.get("/api/v1/tokens").status_code == 403
+    with live_server.client(admin) as c:
+        assert c.delete(f"/api/v1/tokens/{new['id']}").status_code == 204
+        assert c.delete("/api/v1/tokens/nope").status_code == 404
+    with live_server.client(new["token"]) as c:
+        assert c.post("/api/v1/write", content=body, headers=RW).status_code == 401

@@ -1,0 +1,53 @@
+"""Token administration over HTTP (scope ``admin``).
+
+DuckDB lets one process write a database, so while ``opsloop serve`` runs the CLI cannot
+create tokens; an admin token (made with ``opsloop token create --scope admin`` before the
+first start) manages the others here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, Field
+
+from api.auth import require
+from core.store import Store
+
+router = APIRouter(tags=["admin"], dependencies=[Depends(require("admin"))])
+
+
+class TokenRequest(BaseModel):
+    """What a new token may do."""
+
+    scopes: list[str] = Field(min_length=1, description="ingest, read, write and/or admin")
+    name: str = ""
+
+
+@router.post("/api/v1/tokens", status_code=201)
+async def create_token(body: TokenRequest, request: Request) -> dict[str, Any]:
+    """Create a token; the secret is in this answer only."""
+    token_id, token = request.app.state.store.issue_token(body.scopes, body.name)
+    return {"id": token_id, "token": token, "name": body.name, "scopes": sorted(set(body.scopes))}
+
+
+@router.get("/api/v1/tokens")
+async def list_tokens(request: Request) -> list[dict[str, Any]]:
+    """List tokens (never their secrets)."""
+    return _list(request.app.state.store)
+
+
+@router.delete("/api/v1/tokens/{token_id}", status_code=204)
+async def revoke_token(token_id: str, request: Request) -> None:
+    """Revoke a token; it stops working at once."""
+    request.app.state.store.revoke_token(token_id)
+    request.app.state.tokens.clear()
+
+
+def _list(store: Store) -> list[dict[str, Any]]:
+    rows = store.query("SELECT id, name, scopes, created_at, revoked FROM tokens ORDER BY created_at DESC")
+    return [
+        {"id": r[0], "name": r[1], "scopes": list(r[2]), "created_at": r[3].isoformat(), "revoked": r[4]}
+        for r in rows
+    ]
