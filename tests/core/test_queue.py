@@ -22,15 +22,21 @@ def batch(n: int, digest: str) -> WriteBatch:
     return WriteBatch(source="test", digest=digest, series=series, points=points, samples=n)
 
 
-def test_full_queue_refuses_instead_of_dropping(store: Store) -> None:
+def hold_commits(store: Store) -> threading.Event:
+    """Make the store's commits wait until the returned event is set (a stalled disk)."""
     gate = threading.Event()
     original = store.write_many
 
-    def slow(batches: list[WriteBatch]) -> list[WriteResult]:
+    def gated(batches: list[WriteBatch]) -> list[WriteResult]:
         gate.wait(10)
         return original(batches)
 
-    store.write_many = slow  # type: ignore[method-assign]
+    store.write_many = gated  # type: ignore[method-assign]
+    return gate
+
+
+def test_full_queue_refuses_instead_of_dropping(store: Store) -> None:
+    gate = hold_commits(store)
     queue = IngestQueue(store, max_rows=250, linger_s=0)
     try:
         futures = [queue.submit_nowait(batch(100, "a")), queue.submit_nowait(batch(100, "b"))]
@@ -55,14 +61,7 @@ def test_one_bad_batch_does_not_sink_its_group(store: Store) -> None:
             "value": pa.array([1.0]),
         }
     )
-    gate = threading.Event()
-    original = store.write_many
-
-    def gated(batches: list[WriteBatch]) -> list[WriteResult]:
-        gate.wait(10)
-        return original(batches)
-
-    store.write_many = gated  # type: ignore[method-assign]
+    gate = hold_commits(store)
     queue = IngestQueue(store, linger_s=0)
     try:
         first = queue.submit_nowait(batch(5, "first"))
