@@ -41,6 +41,43 @@ LOGS_SCHEMA = pa.schema(
     ]
 )
 
+EVENTS_SCHEMA = pa.schema(
+    [
+        ("source", pa.string()),
+        ("id", pa.string()),
+        ("type", pa.string()),
+        ("ts", pa.timestamp("us")),
+        ("subject", pa.string()),
+        ("service", pa.string()),
+        ("data", pa.string()),
+        ("attributes", pa.string()),
+    ]
+)
+CHANGES_SCHEMA = pa.schema(
+    [
+        ("id", pa.string()),
+        ("service", pa.string()),
+        ("kind", pa.string()),
+        ("ts", pa.timestamp("us")),
+        ("version", pa.string()),
+        ("environment", pa.string()),
+        ("source", pa.string()),
+        ("description", pa.string()),
+        ("attributes", pa.string()),
+    ]
+)
+TOPOLOGY_SCHEMA = pa.schema(
+    [
+        ("service", pa.string()),
+        ("tier", pa.int32()),
+        ("owner", pa.string()),
+        ("depends_on", pa.list_(pa.string())),
+        ("consumer_facing", pa.bool_()),
+        ("attributes", pa.string()),
+        ("updated_at", pa.timestamp("us")),
+    ]
+)
+
 
 @dataclass(frozen=True, slots=True)
 class AlertCommand:

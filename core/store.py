@@ -29,7 +29,7 @@ import msgspec
 import numpy as np
 import pyarrow as pa
 
-from core.batch import AlertCommand, WriteBatch
+from core.batch import CHANGES_SCHEMA, EVENTS_SCHEMA, TOPOLOGY_SCHEMA, AlertCommand, WriteBatch
 from core.errors import ConfigError, NotFoundError, StorageError
 from core.model import Change, ConfigurationItem, Event, ExternalAlertStatus
 
@@ -85,10 +85,6 @@ class WriteResult:
 
 def _now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
-
-
-def _json(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), default=str, sort_keys=True)
 
 
 def hash_token(token: str) -> str:
@@ -329,7 +325,7 @@ class Store:
                 "attributes": [_json_text(ci.attributes) for ci in items],
                 "updated_at": [now] * len(items),
             },
-            schema=_TOPOLOGY_SCHEMA,
+            schema=TOPOLOGY_SCHEMA,
         )
         con.register("_small_topology", table)
         try:
@@ -371,13 +367,13 @@ class Store:
                     a.summary,
                     a.service,
                     a.fingerprint,
-                    _json(dict(a.labels)),
-                    _json(dict(a.annotations)),
+                    _json_text(dict(a.labels)),
+                    _json_text(dict(a.annotations)),
                     a.starts_at,
                     a.ends_at,
                     now,
                     a.url,
-                    _json(dict(a.details)),
+                    _json_text(dict(a.details)),
                 ],
             )
             return
@@ -401,19 +397,19 @@ class Store:
                         a.summary,
                         a.service,
                         a.fingerprint,
-                        _json(dict(a.labels)),
-                        _json(dict(a.annotations)),
+                        _json_text(dict(a.labels)),
+                        _json_text(dict(a.annotations)),
                         a.starts_at,
                         now,
                         a.url,
-                        _json(dict(a.details)),
+                        _json_text(dict(a.details)),
                     ],
                 )
             else:
                 con.execute(
                     "UPDATE external_alerts SET summary = ?, severity = ?, details = ?, updated_at = ?, "
                     "event_count = event_count + 1 WHERE id = ?",
-                    [a.summary, a.severity, _json(dict(a.details)), now, open_row[0]],
+                    [a.summary, a.severity, _json_text(dict(a.details)), now, open_row[0]],
                 )
         elif command.op in ("acknowledge", "resolve"):
             if open_row is None:
@@ -479,42 +475,6 @@ def _recoverable(exc: duckdb.Error) -> bool:
 
 # ------------------------------------------------------------ events/changes/topology rows
 
-_EVENTS_SCHEMA = pa.schema(
-    [
-        ("source", pa.string()),
-        ("id", pa.string()),
-        ("type", pa.string()),
-        ("ts", pa.timestamp("us")),
-        ("subject", pa.string()),
-        ("service", pa.string()),
-        ("data", pa.string()),
-        ("attributes", pa.string()),
-    ]
-)
-_CHANGES_SCHEMA = pa.schema(
-    [
-        ("id", pa.string()),
-        ("service", pa.string()),
-        ("kind", pa.string()),
-        ("ts", pa.timestamp("us")),
-        ("version", pa.string()),
-        ("environment", pa.string()),
-        ("source", pa.string()),
-        ("description", pa.string()),
-        ("attributes", pa.string()),
-    ]
-)
-_TOPOLOGY_SCHEMA = pa.schema(
-    [
-        ("service", pa.string()),
-        ("tier", pa.int32()),
-        ("owner", pa.string()),
-        ("depends_on", pa.list_(pa.string())),
-        ("consumer_facing", pa.bool_()),
-        ("attributes", pa.string()),
-        ("updated_at", pa.timestamp("us")),
-    ]
-)
 _JSON_ENCODER = msgspec.json.Encoder(enc_hook=str, order="sorted")
 
 
@@ -556,7 +516,7 @@ def _events_table(events: Sequence[Event]) -> pa.Table:
             pa.array([_json_text(e.data) for e in events], pa.string()),
             pa.array([_json_text(e.attributes) for e in events], pa.string()),
         ],
-        schema=_EVENTS_SCHEMA,
+        schema=EVENTS_SCHEMA,
     )
 
 
@@ -574,5 +534,5 @@ def _changes_table(changes: Sequence[Change]) -> pa.Table:
             pa.array([c.description for c in changes], pa.string()),
             pa.array([_json_text(c.attributes) for c in changes], pa.string()),
         ],
-        schema=_CHANGES_SCHEMA,
+        schema=CHANGES_SCHEMA,
     )
