@@ -16,6 +16,7 @@ from api.auth import TokenCache
 from core.settings import Settings
 from core.store import Store
 from core.telemetry import BUILD_INFO, REGISTRY
+from detect.engine import DetectionEngine
 from ingest.queue import IngestQueue
 from ingest.remote_write import RemoteWriteDecoder
 
@@ -31,6 +32,7 @@ ROUTERS = (
     "topology",
     "otlp",
     "tokens",
+    "anomalies",
 )
 VERSION = "0.1.0"
 
@@ -53,10 +55,15 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
             retry_after_s=settings.retry_after_s,
         )
         app.state.remote_write = RemoteWriteDecoder(settings.max_body_bytes, known_series=db.known_series)
+        app.state.engine = DetectionEngine(db, settings=settings)  # loads its snapshot (feedback needs it)
+        app.state.queue.add_listener(app.state.engine.offer)
+        if settings.detect_enabled:
+            app.state.engine.start()
         try:
             yield
         finally:
             app.state.queue.close()
+            app.state.engine.stop()
             if own:
                 db.close()
 

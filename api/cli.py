@@ -33,7 +33,14 @@ DbOption = Annotated[
 JsonOption = Annotated[bool, typer.Option("--json", help="print JSON instead of a table")]
 
 #: Modules under ``api`` that add commands with ``register(app)``.
-CLI_MODULES: tuple[str, ...] = ("cli_demo", "cli_topology", "cli_scrape", "cli_ingest", "cli_bench")
+CLI_MODULES: tuple[str, ...] = (
+    "cli_demo",
+    "cli_topology",
+    "cli_scrape",
+    "cli_ingest",
+    "cli_bench",
+    "cli_detect",
+)
 
 
 def settings_for(db: str | None) -> Settings:

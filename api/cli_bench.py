@@ -1,9 +1,10 @@
-"""``opsloop bench ...``: benchmarks that print figures (``bench ingest`` for now)."""
+"""``opsloop bench ...``: benchmarks that print figures (``ingest``, ``detect``, ``nab``)."""
 
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -15,12 +16,13 @@ from api.cli import JsonOption
 bench_app = typer.Typer(help="Benchmarks: measured figures, each against its anchor.", no_args_is_help=True)
 
 
+QuickOption = Annotated[bool, typer.Option("--quick", help="tiny sizes: a smoke test, not a measurement")]
+
+
 @bench_app.command("ingest")
 def bench_ingest(
     as_json: JsonOption = False,
-    quick: Annotated[
-        bool, typer.Option("--quick", help="tiny sizes: a smoke test, not a measurement")
-    ] = False,
+    quick: QuickOption = False,
 ) -> None:
     """Points per second of every ingest path, with its ratio to a raw DuckDB Arrow insert."""
     from bench.ingest import PATHS, run_ingest_bench
@@ -55,6 +57,122 @@ def bench_ingest(
                 f"{entry['ratio_to_raw']:.4f}",
                 res.shape if res else "",
             )
+    Console().print(table)
+
+
+#: NAB's published scoreboard rows shown beside ours: (label, results dir, fallback scores).
+NAB_SCOREBOARD: tuple[tuple[str, str, tuple[float, float, float]], ...] = (
+    ("ARTime", "ARTime", (74.9, 65.1, 80.4)),
+    ("Numenta HTM", "numenta", (70.1, 63.1, 74.3)),
+    ("CAD OSE", "contextOSE", (69.9, 67.0, 73.2)),
+    ("windowedGaussian", "windowedGaussian", (39.6, 20.9, 47.4)),
+)
+#: Our profile names -> the keys of NAB's ``results/final_results.json``.
+NAB_PROFILES = {
+    "standard": "standard",
+    "reward_low_FP": "reward_low_FP_rate",
+    "reward_low_FN": "reward_low_FN_rate",
+}
+
+
+def published_nab_scores(data: Path) -> list[tuple[str, tuple[float, float, float]]]:
+    """The scoreboard rows, from ``results/final_results.json`` under ``data`` when it is there."""
+    path = data / "results" / "final_results.json"
+    published: dict[str, dict[str, float]] = json.loads(path.read_text()) if path.is_file() else {}
+    rows = []
+    for label, key, fallback in NAB_SCOREBOARD:
+        entry = published.get(key)
+        scores = tuple(float(entry[p]) for p in NAB_PROFILES.values()) if entry else fallback
+        rows.append((label, (scores[0], scores[1], scores[2])))
+    return rows
+
+
+@bench_app.command("detect")
+def bench_detect(as_json: JsonOption = False, quick: QuickOption = False) -> None:
+    """Points per second of the default detector on 10,000 series, against river's Half-Space Trees."""
+    from bench.detect_speed import run_detect_speed
+
+    err = Console(stderr=True)
+    if as_json:
+        print(json.dumps(run_detect_speed(quick=quick).as_dict()))
+        return
+    with err.status("measuring detectors") as status:
+        result = run_detect_speed(quick=quick, progress=lambda msg: status.update(msg))
+    data = result.as_dict()
+    table = Table("detector", "points/s", "x HST", "run", title="opsloop detector throughput")
+    hst = result.halfspacetrees_points_per_s
+
+    def row(name: str, pps: float, shape: str) -> None:
+        table.add_row(name, f"{pps:,.0f}", f"{pps / hst:,.1f}", shape)
+
+    row(f"{data['detector']} (default)", result.points_per_s, f"{result.series:,} series x {result.rounds}")
+    row(
+        "river HalfSpaceTrees", hst, f"{result.halfspacetrees_series} series x {result.halfspacetrees_rounds}"
+    )
+    row("EW z-score", result.ewz_points_per_s, "same harness")
+    row("EW z-score, bare numpy", result.ewz_raw_points_per_s, "no protocol")
+    Console().print(table)
+
+
+@bench_app.command("nab")
+def bench_nab(
+    data: Annotated[
+        Path, typer.Option("--data", help="NAB checkout: data/, labels/ and (for the table) results/")
+    ] = Path("../shared/benchmarks/nab"),
+    as_json: JsonOption = False,
+) -> None:
+    """NAB's three profile scores of the default detector, beside NAB's published scoreboard."""
+    from bench.nab import run_nab
+
+    if not (data / "labels").is_dir():
+        raise typer.BadParameter(f"{data} holds no NAB corpus (labels/ is missing)", param_hint="--data")
+    err = Console(stderr=True)
+    if as_json:
+        print(json.dumps(run_nab(data).as_dict()))
+        return
+    with err.status("running NAB") as status:
+        result: dict[str, Any] = run_nab(data, progress=lambda msg: status.update(msg)).as_dict()
+    table = Table("detector", *NAB_PROFILES, title=f"NAB scores ({result['points_per_s']:,.0f} points/s)")
+    table.add_row("opsloop (default detector)", *(f"{result[p]:.2f}" for p in NAB_PROFILES), style="bold")
+    for label, scores in published_nab_scores(data):
+        table.add_row(f"{label} (published)", *(f"{s:.2f}" for s in scores))
+    table.add_row("threshold (ours)", *(f"{result['thresholds'][p]:.4g}" for p in NAB_PROFILES), style="dim")
+    Console().print(table)
+
+
+@bench_app.command("e2e")
+def bench_e2e(
+    as_json: JsonOption = False,
+    quick: Annotated[
+        bool, typer.Option("--quick", help="tiny sizes: a smoke test, not a measurement")
+    ] = False,
+) -> None:
+    """Lag from remote-write ack to bands/anomalies stored, at 100,000 points/s (target: p99 < 1 s)."""
+    from bench.detect_e2e import run_detect_e2e
+
+    err = Console(stderr=True)
+    if as_json:
+        print(json.dumps(run_detect_e2e(quick).as_dict()))
+        return
+    with err.status("end-to-end detection") as status:
+        result = run_detect_e2e(quick, progress=lambda msg: status.update(msg))
+    table = Table("figure", "value", title="opsloop end-to-end detection (POST ack -> output stored)")
+    table.add_row(
+        "rate sent / target", f"{result.points_per_s:,.0f} / {result.target_points_per_s:,.0f} points/s"
+    )
+    table.add_row("series x seconds", f"{result.series:,} x {result.seconds:.1f}")
+    table.add_row("points scored / sent", f"{result.points_scored:,} / {result.points_sent:,}")
+    table.add_row(
+        "band lag p50 / p99 / max",
+        f"{result.lag_p50_s:.3f} / {result.lag_p99_s:.3f} / {result.lag_max_s:.3f} s ({result.probes} probes)",
+    )
+    anomaly = "not seen" if result.anomaly_lag_s is None else f"{result.anomaly_lag_s:.3f} s"
+    table.add_row("spike -> anomaly listed", anomaly)
+    table.add_row(
+        "engine lag mean / within 1 s",
+        f"{result.engine_lag_mean_s:.3f} s / {result.engine_lag_within_1s:.1%}",
+    )
+    table.add_row("target met", "[green]yes[/green]" if result.meets_target else "[red]no[/red]")
     Console().print(table)
 
 

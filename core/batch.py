@@ -77,6 +77,36 @@ TOPOLOGY_SCHEMA = pa.schema(
         ("updated_at", pa.timestamp("us")),
     ]
 )
+#: One row per scored point: the learned normal range, so analysts can plot the band.
+BANDS_SCHEMA = pa.schema(
+    [
+        ("series_id", pa.uint64()),
+        ("ts", pa.timestamp("us")),
+        ("value", pa.float64()),
+        ("score", pa.float64()),
+        ("probability", pa.float64()),
+        ("expected", pa.float64()),
+        ("lower", pa.float64()),
+        ("upper", pa.float64()),
+    ]
+)
+ANOMALIES_SCHEMA = pa.schema(
+    [
+        ("id", pa.string()),
+        ("series_id", pa.uint64()),
+        ("ts", pa.timestamp("us")),
+        ("value", pa.float64()),
+        ("score", pa.float64()),
+        ("probability", pa.float64()),
+        ("expected", pa.float64()),
+        ("lower", pa.float64()),
+        ("upper", pa.float64()),
+        ("threshold", pa.float64()),
+        ("detector", pa.string()),
+        ("direction", pa.string()),
+        ("created_at", pa.timestamp("us")),
+    ]
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,15 +137,19 @@ class WriteBatch:
     alerts: Sequence[AlertCommand] = ()
     topology: Sequence[ConfigurationItem] | None = None
     samples: int = field(default=0)
+    #: detection output (``BANDS_SCHEMA``, ``ANOMALIES_SCHEMA``) and how far it got:
+    #: (engine name, next points row) committed in the same transaction
+    bands: pa.Table | None = None
+    anomalies: pa.Table | None = None
+    detect_progress: tuple[str, int] | None = None
 
     @property
     def rows(self) -> int:
-        """Rows this batch writes (points + logs + events + changes + alerts)."""
+        """Rows this batch writes (points + logs + events + changes + alerts + detection output)."""
         n = len(self.events) + len(self.changes) + len(self.alerts)
-        if self.points is not None:
-            n += self.points.num_rows
-        if self.logs is not None:
-            n += self.logs.num_rows
+        for table in (self.points, self.logs, self.bands, self.anomalies):
+            if table is not None:
+                n += table.num_rows
         if self.topology is not None:
             n += len(self.topology)
         return n

@@ -169,17 +169,23 @@ class ExternalAlert:
 
 @dataclass(frozen=True, slots=True)
 class Anomaly:
-    """A scored point outside its learned normal range."""
+    """A scored point outside its learned normal range: how strange, and the band it left."""
 
     id: str
     series_id: int
+    name: str | None
+    service: str | None
     ts: datetime
+    value: float
     score: float
     probability: float
     expected: float
     lower: float
     upper: float
+    threshold: float
     detector: str
+    direction: str
+    created_at: datetime
 
 
 class AlertStatus(StrEnum):

@@ -29,3 +29,18 @@ class Settings(BaseSettings):
     scrape_config: Path | None = None
     scrape_interval_s: float = 15.0
     log_level: str = "info"
+    detect_enabled: bool = Field(default=True, description="score committed points in the server")
+    detect_threshold: float | None = Field(
+        default=None,
+        description="anomaly probability threshold (default: the detector's suggestion, else 0.999)",
+    )
+    detect_threshold_min: float = Field(default=0.2, description="lowest threshold feedback may set")
+    detect_threshold_max: float = Field(default=0.99999, description="highest threshold feedback may set")
+    detect_feedback_step: float = Field(
+        default=1.25, gt=1.0, description="a false positive divides the tail 1 - threshold by this"
+    )
+    detect_controls: Path | None = Field(default=None, description="YAML list of per-selector controls")
+    detect_snapshot_interval_s: float = Field(default=60.0, description="seconds between state snapshots")
+    detect_max_backlog_rows: int = Field(
+        default=2_000_000, description="points held for detection before it re-reads them from the store"
+    )

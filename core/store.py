@@ -70,6 +70,29 @@ MIGRATIONS: list[tuple[int, str, str]] = [
             created_at TIMESTAMP DEFAULT current_timestamp, revoked BOOLEAN DEFAULT false);
         """,
     ),
+    (
+        2,
+        "detection: bands of every scored point, anomalies, detector snapshots, operator feedback",
+        """
+        CREATE TABLE bands (
+            series_id UBIGINT NOT NULL, ts TIMESTAMP NOT NULL, value DOUBLE, score DOUBLE,
+            probability DOUBLE, expected DOUBLE, lower DOUBLE, upper DOUBLE);
+        CREATE TABLE anomalies (
+            id VARCHAR PRIMARY KEY, series_id UBIGINT NOT NULL, ts TIMESTAMP NOT NULL, value DOUBLE,
+            score DOUBLE, probability DOUBLE, expected DOUBLE, lower DOUBLE, upper DOUBLE,
+            threshold DOUBLE, detector VARCHAR, direction VARCHAR, created_at TIMESTAMP);
+        CREATE INDEX anomalies_series_ts ON anomalies (series_id, ts);
+        CREATE TABLE detector_state (
+            name VARCHAR NOT NULL, taken_at TIMESTAMP NOT NULL, watermark BIGINT NOT NULL,
+            state BLOB NOT NULL);
+        CREATE TABLE detector_progress (
+            name VARCHAR PRIMARY KEY, watermark BIGINT NOT NULL, updated_at TIMESTAMP);
+        CREATE TABLE anomaly_feedback (
+            anomaly_id VARCHAR NOT NULL, series_id UBIGINT NOT NULL, verdict VARCHAR NOT NULL,
+            "user" VARCHAR, comment VARCHAR, "at" TIMESTAMP NOT NULL, threshold_before DOUBLE,
+            threshold_after DOUBLE);
+        """,
+    ),
 ]
 
 SCOPES = ("ingest", "read", "write", "admin")
@@ -81,6 +104,19 @@ class WriteResult:
 
     duplicate: bool
     rows: int
+    #: the ``points`` rowid of this batch's first point (points are only ever appended, so a
+    #: commit's points hold consecutive rowids); -1 when it wrote no points
+    first_point_row: int = -1
+
+
+@dataclass(frozen=True, slots=True)
+class DetectorSnapshot:
+    """A saved detection state: everything before points row ``watermark`` was processed."""
+
+    name: str
+    taken_at: datetime
+    watermark: int
+    state: bytes
 
 
 def _now() -> datetime:
@@ -108,6 +144,13 @@ class Store:
         self._known_series: set[int] = {
             int(r[0]) for r in self._con.execute("SELECT series_id FROM series").fetchall()
         }
+        row = self._con.execute("SELECT coalesce(max(rowid) + 1, 0) FROM points").fetchone()
+        self._points_rows = int(row[0]) if row else 0
+
+    @property
+    def points_rows(self) -> int:
+        """Rows committed to ``points`` so far: the rowid the next appended point will get."""
+        return self._points_rows
 
     @property
     def known_series(self) -> set[int]:
@@ -215,6 +258,7 @@ class Store:
                 seen = {r[0] for r in rows}
             results: list[WriteResult] = []
             live: list[WriteBatch] = []
+            next_row = self._points_rows
             for batch in batches:
                 if batch.digest and batch.digest in seen:
                     results.append(WriteResult(duplicate=True, rows=0))
@@ -222,12 +266,26 @@ class Store:
                 if batch.digest:
                     seen.add(batch.digest)
                 live.append(batch)
-                results.append(WriteResult(duplicate=False, rows=batch.rows))
+                n_points = batch.points.num_rows if batch.points is not None else 0
+                first = next_row if n_points else -1
+                next_row += n_points
+                results.append(WriteResult(duplicate=False, rows=batch.rows, first_point_row=first))
             new_series = self._write_series(
                 con, [b.series for b in live if b.series is not None], skip_existing
             )
             self._append(con, "points", [b.points for b in live if b.points is not None])
             self._append(con, "logs", [b.logs for b in live if b.logs is not None])
+            self._append(con, "bands", [b.bands for b in live if b.bands is not None])
+            anomalies = [b.anomalies for b in live if b.anomalies is not None and b.anomalies.num_rows]
+            if anomalies:
+                self._insert_keyed(con, "anomalies", pa.concat_tables(anomalies), skip_existing)
+            for b in live:
+                if b.detect_progress is not None:
+                    con.execute(
+                        "INSERT INTO detector_progress VALUES (?, ?, ?) ON CONFLICT (name) DO UPDATE SET "
+                        "watermark = excluded.watermark, updated_at = excluded.updated_at",
+                        [b.detect_progress[0], b.detect_progress[1], _now()],
+                    )
             self._write_small(con, live, skip_existing)
             done = [(b.digest, b.source, _now(), b.rows) for b in live if b.digest]
             if done:
@@ -241,6 +299,7 @@ class Store:
             con.execute("ROLLBACK")
             raise
         self._known_series.update(new_series)
+        self._points_rows = next_row
         return results
 
     def _write_series(
@@ -428,6 +487,63 @@ class Store:
                 )
         else:
             raise ConfigError(f"unknown alert command {command.op!r}")
+
+    # ---------------------------------------------------------------- detection
+
+    def save_detector_state(self, name: str, watermark: int, state: bytes, keep: int = 2) -> None:
+        """Store a detection snapshot, keeping only the newest ``keep`` of that name."""
+        with self._lock:
+            con = self._writer
+            con.execute("BEGIN")
+            try:
+                con.execute(
+                    "INSERT INTO detector_state VALUES (?, ?, ?, ?)", [name, _now(), watermark, state]
+                )
+                con.execute(
+                    "DELETE FROM detector_state WHERE name = ? AND taken_at NOT IN ("
+                    "SELECT taken_at FROM detector_state WHERE name = ? ORDER BY taken_at DESC LIMIT ?)",
+                    [name, name, keep],
+                )
+                con.execute("COMMIT")
+            except duckdb.Error as exc:
+                con.execute("ROLLBACK")
+                raise StorageError(f"cannot save detector state: {exc}", recoverable=True) from exc
+
+    def latest_detector_state(self, name: str) -> DetectorSnapshot | None:
+        """The newest snapshot of detection ``name``, if any."""
+        rows = self.query(
+            "SELECT name, taken_at, watermark, state FROM detector_state WHERE name = ? "
+            "ORDER BY taken_at DESC, watermark DESC LIMIT 1",
+            [name],
+        )
+        if not rows:
+            return None
+        r = rows[0]
+        return DetectorSnapshot(r[0], r[1], int(r[2]), bytes(r[3]))
+
+    def detector_progress(self, name: str) -> int:
+        """The points row up to which detection ``name`` has committed its output (0: none)."""
+        rows = self.query("SELECT watermark FROM detector_progress WHERE name = ?", [name])
+        return int(rows[0][0]) if rows else 0
+
+    def record_feedback(
+        self,
+        anomaly_id: str,
+        series_id: int,
+        verdict: str,
+        user: str | None,
+        comment: str | None,
+        threshold_before: float,
+        threshold_after: float,
+    ) -> datetime:
+        """Append an operator's verdict on an anomaly; return when it was recorded."""
+        at = _now()
+        with self._lock:
+            self._writer.execute(
+                "INSERT INTO anomaly_feedback VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [anomaly_id, series_id, verdict, user, comment, at, threshold_before, threshold_after],
+            )
+        return at
 
     # ---------------------------------------------------------------- tokens
 

@@ -54,3 +54,16 @@ COMMIT_ROWS = Histogram(
 SCRAPES = Counter(
     "opsloop_scrapes", "Scrapes of configured targets, by outcome.", ["outcome"], registry=REGISTRY
 )
+DETECT_POINTS = Counter(
+    "opsloop_detect_points_scored", "Points scored by the streaming detection engine.", registry=REGISTRY
+)
+DETECT_LAG = Histogram(
+    "opsloop_detect_lag_seconds",
+    "Time from a points commit to the commit of their bands and anomalies.",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+    registry=REGISTRY,
+)
+ANOMALIES = Counter("opsloop_anomalies", "Anomalies found by the detection engine.", registry=REGISTRY)
+DETECT_BACKLOG = Gauge(
+    "opsloop_detect_backlog_points", "Committed points not yet scored by detection.", registry=REGISTRY
+)

@@ -13,7 +13,11 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Future
+from dataclasses import dataclass
+
+import pyarrow as pa
 
 from core.batch import WriteBatch
 from core.errors import BackpressureError, StorageError
@@ -21,6 +25,19 @@ from core.store import Store, WriteResult
 from core.telemetry import COMMIT_ROWS, COMMIT_SECONDS, INGEST_DUPLICATES, INGEST_SAMPLES, QUEUE_DEPTH
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class CommittedPoints:
+    """Points one batch just committed: ``points`` hold rowids ``first_row`` onwards."""
+
+    first_row: int
+    points: pa.Table
+    committed_at: float  # time.time() right after the commit
+
+
+#: Called by the writer thread after each commit; must return at once (hand off, never block).
+CommitListener = Callable[[CommittedPoints], None]
 
 
 class IngestQueue:
@@ -44,6 +61,7 @@ class IngestQueue:
         self._pending_rows = 0
         self._cv = threading.Condition()
         self._stopping = False
+        self._listeners: list[CommitListener] = []
         self._thread = threading.Thread(target=self._run, name="opsloop-writer", daemon=True)
         self._thread.start()
 
@@ -56,6 +74,10 @@ class IngestQueue:
     def healthy(self) -> bool:
         """Whether the writer thread is alive."""
         return self._thread.is_alive() and not self._stopping
+
+    def add_listener(self, listener: CommitListener) -> None:
+        """Hand the points of every commit to ``listener`` (e.g. streaming detection)."""
+        self._listeners.append(listener)
 
     def submit_nowait(self, batch: WriteBatch) -> Future[WriteResult]:
         """Enqueue a batch; raise ``BackpressureError`` if the queue is full."""
@@ -144,10 +166,16 @@ class IngestQueue:
         for (batch, fut), result in zip(group, results, strict=True):
             self._done(batch, fut, result)
 
-    @staticmethod
-    def _done(batch: WriteBatch, fut: Future[WriteResult], result: WriteResult) -> None:
+    def _done(self, batch: WriteBatch, fut: Future[WriteResult], result: WriteResult) -> None:
         if result.duplicate:
             INGEST_DUPLICATES.labels(batch.source).inc()
         else:
             INGEST_SAMPLES.labels(batch.source).inc(batch.samples or batch.rows)
+            if self._listeners and batch.points is not None and result.first_point_row >= 0:
+                committed = CommittedPoints(result.first_point_row, batch.points, time.time())
+                for listener in self._listeners:
+                    try:
+                        listener(committed)
+                    except Exception:  # a listener must never take the writer down
+                        log.exception("commit listener failed")
         fut.set_result(result)

@@ -1,7 +1,8 @@
-"""Write ``samples/metrics.csv``: four hours of per-minute metrics for five services.
+"""Write ``samples/metrics.csv``: a day of per-minute metrics for five services.
 
 Deterministic (seeded): running it again produces the same bytes. ``checkout`` gets a
-latency spike (and a smaller error bump) from 11:30 to 11:50 UTC, which the demo detects.
+latency spike (and a smaller error bump) from 21:30 to 21:50 UTC, which the demo detects
+after the detector has learned each series over the day.
 
 Run: ``.venv/bin/python samples/make_samples.py`` then ``opsloop ingest samples/metrics.csv``.
 """
@@ -15,9 +16,9 @@ import random
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-START = datetime(2024, 5, 1, 10, 0, tzinfo=UTC)
-MINUTES = 240
-SPIKE = (90, 110)  # minutes after START: 11:30 to 11:50
+START = datetime(2024, 5, 1, 0, 0, tzinfo=UTC)
+MINUTES = 1440
+SPIKE = (1290, 1310)  # minutes after START: 21:30 to 21:50
 SERVICES = {  # service: (p99 latency seconds, requests per second, error ratio)
     "checkout": (0.180, 42.0, 0.004),
     "payments": (0.250, 18.0, 0.002),

@@ -6,6 +6,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,20 +71,26 @@ def start_server(settings: Settings, store: Store) -> tuple[uvicorn.Server, thre
     return server, thread
 
 
-@pytest.fixture
-def live_server(tmp_path: Path) -> Iterator[LiveServer]:
-    """A real server with auth on, a fresh database and a token with every scope but admin."""
-    port = free_port()
-    settings = Settings(db=str(tmp_path / "live.duckdb"), port=port, max_body_bytes=4 * 1024 * 1024)
+@contextmanager
+def serving(settings: Settings) -> Iterator[LiveServer]:
+    """Serve ``settings.db`` for real on ``settings.port``, with a token of every scope but admin."""
     store = Store(settings.db)
     token = store.create_token(["ingest", "read", "write"], "tests")
     server, thread = start_server(settings, store)
     try:
-        yield LiveServer(f"http://127.0.0.1:{port}", token, store, settings)
+        yield LiveServer(f"http://127.0.0.1:{settings.port}", token, store, settings)
     finally:
         server.should_exit = True
         thread.join(15)
         store.close()
+
+
+@pytest.fixture
+def live_server(tmp_path: Path) -> Iterator[LiveServer]:
+    """A real server with auth on and a fresh database."""
+    settings = Settings(db=str(tmp_path / "live.duckdb"), port=free_port(), max_body_bytes=4 * 1024 * 1024)
+    with serving(settings) as live:
+        yield live
 
 
 @pytest.fixture

@@ -9,13 +9,24 @@ import io
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 from rich.console import Console
 
 from api.demo import run_demo
 
-NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "01-explore-ingest.ipynb"
+NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
+
+
+def run_notebook(name: str) -> dict[str, Any]:
+    """Execute a notebook's code cells in one namespace, as a script; return the namespace."""
+    cells = json.loads((NOTEBOOKS / name).read_text())["cells"]
+    namespace: dict[str, Any] = {}
+    for cell in cells:
+        if cell["cell_type"] == "code":
+            exec("".join(cell["source"]), namespace)  # our own notebook, run as a script
+    return namespace
 
 
 def test_demo_runs_every_format_and_the_notebook_reads_its_database(
@@ -33,11 +44,19 @@ def test_demo_runs_every_format_and_the_notebook_reads_its_database(
 
     monkeypatch.setenv("OPSLOOP_DB", db)
     monkeypatch.chdir(tmp_path)
-    cells = json.loads(NOTEBOOK.read_text())["cells"]
-    namespace: dict[str, object] = {}
-    for cell in cells:
-        if cell["cell_type"] == "code":
-            exec("".join(cell["source"]), namespace)  # our own notebook, run as a script
+    namespace = run_notebook("01-explore-ingest.ipynb")
     assert os.environ["OPSLOOP_DB"] == db
     alerts, changes = namespace["alerts"], namespace["changes"]
-    assert alerts.num_rows == 2 and changes.num_rows == 1  # type: ignore[attr-defined]
+    assert alerts.num_rows == 2 and changes.num_rows == 1
+
+    # detection: the sample's checkout latency spike (21:30-21:50) is found, with its band
+    detected = run_notebook("02-detect-bands.ipynb")
+    band, anomalies = detected["band"].to_pydict(), detected["anomalies"].to_pydict()
+    assert len(band["ts"]) == 1440 and all(
+        lo <= up for lo, up in zip(band["lower"], band["upper"], strict=True)
+    )
+    spike = [t for t in anomalies["ts"] if (t.hour, t.minute) >= (21, 30) and (t.hour, t.minute) < (21, 50)]
+    assert spike, f"the checkout spike was not detected: {anomalies}"
+    assert (tmp_path / "checkout-band.png").stat().st_size > 10_000
+    assert detected["feedback"].num_rows == 1
+    assert "feedback false_positive" in out.getvalue()

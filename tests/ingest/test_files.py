@@ -339,7 +339,7 @@ def test_cli_json_summary_and_exit_codes(tmp_path: Path) -> None:
     data = json.loads(bad.stdout)
     assert data["rows"] == 120 and data["errors"][0]["error"].startswith("line 2: ")
     human = run_cli(str(ROOT / "samples" / "metrics.csv"), "--db", db)
-    assert human.returncode == 0 and "3,600 rows" in human.stdout
+    assert human.returncode == 0 and "21,600 rows" in human.stdout
 
 
 def test_shipped_sample_is_what_the_seeded_script_writes() -> None:

@@ -1,0 +1,108 @@
+"""Anomalies, the band of a series, and operator feedback.
+
+``GET /api/v1/anomalies`` (read), ``GET /api/v1/series/{series_id}/band`` (read),
+``POST /api/v1/anomalies/{id}/feedback`` (write): a verdict moves the series' threshold
+within bounds and is recorded; the answer carries the new threshold.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from api.auth import require
+from api.convert import anomaly_to_wire
+from core.errors import SchemaError
+from detect import repository
+from detect.engine import DetectionEngine
+
+router = APIRouter(tags=["anomalies"])
+
+
+class FeedbackRequest(BaseModel):
+    """An operator's verdict on one anomaly."""
+
+    verdict: Literal["false_positive", "true_positive"]
+    user: str | None = Field(default=None, max_length=200)
+    comment: str | None = Field(default=None, max_length=4000)
+
+
+def parse_time(field: str, text: str | None) -> datetime | None:
+    """RFC 3339 or Unix seconds -> naive UTC (the store's convention); 422 naming ``field``."""
+    if text is None or text == "":
+        return None
+    try:
+        return datetime.fromtimestamp(float(text), UTC).replace(tzinfo=None)
+    except ValueError:
+        pass
+    try:
+        ts = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise SchemaError(field, f"expected RFC 3339 or Unix seconds, got {text!r}") from exc
+    return ts if ts.tzinfo is None else ts.astimezone(UTC).replace(tzinfo=None)
+
+
+def parse_series_id(field: str, text: str) -> int:
+    """A series id (decimal, 63-bit)."""
+    if not text.isdigit() or int(text) >= 1 << 64:
+        raise SchemaError(field, f"expected a decimal series id, got {text!r}")
+    return int(text)
+
+
+@router.get("/api/v1/anomalies", dependencies=[Depends(require("read"))])
+async def list_anomalies(
+    request: Request,
+    series_id: list[str] = Query(default=[]),
+    service: str | None = None,
+    since: str | None = None,
+    limit: int = Query(default=100, ge=1, le=10_000),
+) -> list[dict[str, Any]]:
+    """Newest anomalies first."""
+    ids = [parse_series_id("series_id", s) for s in series_id]
+    found = await run_in_threadpool(
+        repository.list_anomalies,
+        request.app.state.store,
+        series_ids=ids,
+        service=service,
+        since=parse_time("since", since),
+        limit=limit,
+    )
+    return [anomaly_to_wire(a) for a in found]
+
+
+@router.get("/api/v1/series/{series_id}/band", dependencies=[Depends(require("read"))])
+async def series_band(
+    request: Request, series_id: str, start: str | None = None, end: str | None = None
+) -> dict[str, Any]:
+    """Every scored point of a series in ``[start, end]`` with its expected value and band."""
+    sid = parse_series_id("series_id", series_id)
+    table = await run_in_threadpool(
+        repository.band,
+        request.app.state.store,
+        sid,
+        parse_time("start", start),
+        parse_time("end", end),
+    )
+    rows = table.to_pylist()
+    for row in rows:
+        row["ts"] = row["ts"].isoformat() + "Z"
+    return {"series_id": str(sid), "points": rows}
+
+
+@router.post("/api/v1/anomalies/{anomaly_id}/feedback", dependencies=[Depends(require("write"))])
+async def anomaly_feedback(anomaly_id: str, body: FeedbackRequest, request: Request) -> dict[str, Any]:
+    """Record a verdict; the series' threshold moves (FP: up, TP: down) within bounds."""
+    engine: DetectionEngine = request.app.state.engine
+    result = await run_in_threadpool(engine.feedback, anomaly_id, body.verdict, body.user, body.comment)
+    return {
+        "anomaly_id": result.anomaly_id,
+        "series_id": str(result.series_id),
+        "verdict": result.verdict,
+        "threshold_before": result.threshold_before,
+        "threshold": result.threshold_after,
+        "at": result.at.isoformat() + "Z",
+    }

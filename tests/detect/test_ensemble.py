@@ -1,0 +1,62 @@
+"""Ensemble: most surprised view wins, range rule graded, refractory damps repeats."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from detect.base import PointBatch, process
+from detect.ensemble import Ensemble
+from detect.likelihood import AnomalyLikelihood
+from detect.robust_ewm import RobustEWM
+
+
+def one_series(x: np.ndarray) -> PointBatch:
+    return PointBatch.of(np.zeros(len(x)), np.arange(len(x)) * 60.0, x)
+
+
+def test_a_record_far_outside_the_range_outscores_one_just_outside() -> None:
+    rng = np.random.default_rng(13)
+    base = rng.uniform(0, 10, 400)
+    near = process(Ensemble(refractory=0), one_series(np.r_[base, 10.5])).score[-1]
+    far = process(Ensemble(refractory=0), one_series(np.r_[base, 30.0])).score[-1]
+    assert far > near > 0
+
+
+def test_the_range_rule_waits_for_the_warm_up() -> None:
+    x = np.r_[np.linspace(0, 1, 50), 100.0]
+    quiet = Ensemble(views=(AnomalyLikelihood(RobustEWM(), threshold=1e9),), warmup=100, refractory=0)
+    loud = Ensemble(views=(AnomalyLikelihood(RobustEWM(), threshold=1e9),), warmup=10, refractory=0)
+    assert process(quiet, one_series(x)).score[-1] == 0
+    assert process(loud, one_series(x)).score[-1] > 0.5
+
+
+def test_the_refractory_period_damps_a_second_alarm() -> None:
+    rng = np.random.default_rng(14)
+    x = rng.normal(0, 1, 600)
+    x[400] = x[420] = 40.0
+    plain = process(Ensemble(refractory=0), one_series(x)).score
+    damped = process(Ensemble(refractory=100, damping=0.5), one_series(x)).score
+    assert damped[400] == plain[400]
+    assert damped[420] == 0.5 * plain[420]
+
+
+def test_clone_gives_fresh_views() -> None:
+    det = Ensemble()
+    process(det, one_series(np.arange(200.0)))
+    twin = det.clone()
+    assert twin.views[0] is not det.views[0]
+    assert not hasattr(twin.views[0], "state")
+
+
+def test_the_default_threshold_is_the_alarm_level() -> None:
+    assert Ensemble().default_threshold == Ensemble().alarm
+    assert Ensemble(alarm=0.4).default_threshold == 0.4
+
+
+def test_the_engine_alerts_at_the_ensembles_default_threshold() -> None:
+    from core.settings import Settings
+    from detect.engine import filter_from_settings
+
+    det = Ensemble(alarm=0.3)
+    assert filter_from_settings(Settings(), det).threshold == 0.3
+    assert filter_from_settings(Settings(detect_threshold=0.7), det).threshold == 0.7
