@@ -35,8 +35,13 @@ test: $(STAMP) integration-deps lint
 demo: $(STAMP)
 	$(BIN)/opsloop demo
 
+NAB ?= ../shared/benchmarks/nab
+
 bench: $(STAMP)
 	$(BIN)/opsloop bench ingest
+	$(BIN)/opsloop bench detect
+	$(BIN)/opsloop bench e2e
+	@if [ -d $(NAB) ]; then $(BIN)/opsloop bench nab --data $(NAB); else echo "NAB data not at $(NAB): set NAB=path"; fi
 
 serve: $(STAMP)
 	$(BIN)/opsloop serve --db $(DB)
