@@ -36,7 +36,12 @@ class Ensemble(BatchDetector):
     ----------
     views
         Calibrated detectors; their log tail probabilities are combined by the minimum (the
-        most surprised view wins). The first view's band is reported.
+        most surprised view wins).
+    band_views
+        Indices of the views whose band describes a normal range (default: all). Each point
+        reports the band of the most surprised of these, so an anomaly that a seasonal view
+        raised is shown against the seasonal band. A view whose "expected" value is not a
+        normal level (e.g. ``LevelShift``'s short-term mean) is left out.
     range_tolerance
         A value is out of range once it passes the min/max seen so far by this fraction of
         the range (so noise nudging the record by a hair does not count).
@@ -76,8 +81,12 @@ class Ensemble(BatchDetector):
         alarm: float = 0.25,
         refractory: int = 100,
         damping: float = 0.5,
+        band_views: tuple[int, ...] | None = None,
     ) -> None:
         self.views = views if views is not None else (AnomalyLikelihood(RobustEWM()),)
+        self.band_views = band_views
+        if band_views is not None and not (band_views and all(0 <= i < len(self.views) for i in band_views)):
+            raise ValueError(f"band_views must name views 0..{len(self.views) - 1}; got {band_views}")
         self.range_tolerance = range_tolerance
         self.range_log10 = range_log10
         self.range_slope = range_slope
@@ -111,9 +120,21 @@ class Ensemble(BatchDetector):
     def score_batch(self, batch: PointBatch) -> Scores:
         self._ensure(batch)
         st, slot, x = self.state, batch.slot, batch.value
-        logq, first = self.views[0].log_tail(batch)
-        for view in self.views[1:]:
-            logq = np.minimum(logq, view.log_tail(batch)[0])
+        tails = [view.log_tail(batch) for view in self.views]
+        logq = tails[0][0]
+        for view_logq, _ in tails[1:]:
+            logq = np.minimum(logq, view_logq)
+        band_views = self.band_views if self.band_views is not None else range(len(tails))
+        band_logq, band = tails[band_views[0]]
+        expected, lower, upper = band.expected, band.lower, band.upper
+        for i in band_views[1:]:
+            view_logq, view = tails[i]
+            wins = view_logq < band_logq
+            if wins.any():
+                band_logq = np.where(wins, view_logq, band_logq)
+                expected = np.where(wins, view.expected, expected)
+                lower = np.where(wins, view.lower, lower)
+                upper = np.where(wins, view.upper, upper)
         lo, hi = st["lo"][slot], st["hi"][slot]
         with np.errstate(invalid="ignore"):  # inf - inf before the first point
             beyond = np.maximum(x - hi, lo - x) / np.maximum(hi - lo, 1e-12 * np.maximum(np.abs(hi), 1.0))
@@ -124,7 +145,7 @@ class Ensemble(BatchDetector):
         if self.refractory > 0:
             score = np.where(st["since"][slot] < self.refractory, score * self.damping, score)
         self._cache = (batch, score)
-        return Scores(score, first.expected, first.lower, first.upper)
+        return Scores(score, expected, lower, upper)
 
     def learn_batch(self, batch: PointBatch) -> None:
         self._ensure(batch)

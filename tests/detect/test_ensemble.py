@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from detect.base import PointBatch, process
 from detect.ensemble import Ensemble
@@ -60,3 +61,31 @@ def test_the_engine_alerts_at_the_ensembles_default_threshold() -> None:
     det = Ensemble(alarm=0.3)
     assert filter_from_settings(Settings(), det).threshold == 0.3
     assert filter_from_settings(Settings(detect_threshold=0.7), det).threshold == 0.7
+
+
+def test_each_point_reports_the_band_of_the_most_surprised_band_view() -> None:
+    rng = np.random.default_rng(5)
+    x = np.r_[rng.normal(10, 1, 300), 30.0, rng.normal(10, 1, 50), rng.normal(18, 1, 50)]
+    slow, fast = RobustEWM(halflife=200.0), RobustEWM(halflife=2.0)
+    only_fast = process(
+        Ensemble(views=(AnomalyLikelihood(slow), AnomalyLikelihood(fast)), band_views=(1,)), one_series(x)
+    )
+    alone = process(AnomalyLikelihood(fast.clone()), one_series(x))
+    np.testing.assert_array_equal(only_fast.expected, alone.expected)
+    np.testing.assert_array_equal(only_fast.upper, alone.upper)
+
+    either = process(
+        Ensemble(views=(AnomalyLikelihood(slow.clone()), AnomalyLikelihood(fast.clone()))), one_series(x)
+    )
+    slow_alone = process(AnomalyLikelihood(slow.clone()), one_series(x))
+    from_slow = either.expected == slow_alone.expected
+    from_fast = either.expected == alone.expected
+    assert np.all(from_slow | from_fast)
+    # where no view is surprised the first band view's band is shown; where the fast view is
+    # the more surprised one (around the level shift), its band takes over
+    assert from_slow.mean() > 0.9 and (from_fast & ~from_slow)[340:].any()
+
+
+def test_band_views_must_name_existing_views() -> None:
+    with pytest.raises(ValueError, match="band_views"):
+        Ensemble(views=(AnomalyLikelihood(RobustEWM()),), band_views=(1,))
