@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import copy
 import inspect
+from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, Self, runtime_checkable
@@ -137,7 +138,7 @@ class Detector(Protocol):
         ...
 
 
-class BatchDetector:
+class BatchDetector(ABC):
     """Base class: parameters from ``__init__``, state arrays grown on demand by slot.
 
     Subclasses declare their per-series arrays in :meth:`_state_spec` (extra shape and
@@ -167,11 +168,13 @@ class BatchDetector:
             self.state[name] = grown
         self.n_slots = size
 
-    def score_batch(self, batch: PointBatch) -> Scores:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def score_batch(self, batch: PointBatch) -> Scores:
+        """Score every point against the state before this batch (no learning)."""
 
-    def learn_batch(self, batch: PointBatch) -> None:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def learn_batch(self, batch: PointBatch) -> None:
+        """Update the state of each point's series with that point."""
 
     def params(self) -> dict[str, Any]:
         """The constructor arguments, read back from attributes of the same name."""

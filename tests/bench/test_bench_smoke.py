@@ -7,13 +7,10 @@ every path stored what it was sent.
 
 from __future__ import annotations
 
-import csv
 import json
-from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 import typer
 from click.testing import Result
@@ -21,6 +18,7 @@ from typer.testing import CliRunner
 
 from api.cli_bench import register
 from bench.ingest import PATHS
+from tests.bench.nab_corpus import write_corpus
 
 
 def bench_cli(args: list[str], **kw: Any) -> Result:
@@ -67,29 +65,16 @@ def test_quick_detect_bench_prints_the_json_contract_with_positive_figures() -> 
     )
 
 
-def tiny_nab(root: Path, files: int = 3, rows: int = 300) -> Path:
-    """A NAB-shaped corpus: ``data/tiny/f<k>.csv`` with one labelled spike window each."""
-    rng = np.random.default_rng(5)
-    labels = {}
-    (root / "data" / "tiny").mkdir(parents=True)
-    (root / "labels").mkdir()
-    start = datetime(2024, 5, 1)
-    for k in range(files):
-        stamps = [(start + timedelta(minutes=5 * i)).strftime("%Y-%m-%d %H:%M:%S") for i in range(rows)]
-        values = 10 + rng.normal(0, 1, rows)
-        spike = rows // 2 + 20 * k
-        values[spike] += 15
-        with (root / "data" / "tiny" / f"f{k}.csv").open("w", newline="") as fh:
-            w = csv.writer(fh)
-            w.writerow(["timestamp", "value"])
-            w.writerows(zip(stamps, values.tolist(), strict=True))
-        labels[f"tiny/f{k}.csv"] = [[stamps[spike - 5] + ".000000", stamps[spike + 5] + ".000000"]]
-    (root / "labels" / "combined_windows.json").write_text(json.dumps(labels))
-    return root
-
-
 def test_nab_bench_runs_on_a_tiny_corpus_and_prints_the_json_contract(tmp_path: Path) -> None:
-    result = bench_cli(["bench", "nab", "--data", str(tiny_nab(tmp_path)), "--json"])
+    result = bench_cli(
+        [
+            "bench",
+            "nab",
+            "--data",
+            str(write_corpus(tmp_path, lengths=(300, 300, 300), irregular=False)),
+            "--json",
+        ]
+    )
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     profiles = {"standard", "reward_low_FP", "reward_low_FN"}
@@ -100,7 +85,7 @@ def test_nab_bench_runs_on_a_tiny_corpus_and_prints_the_json_contract(tmp_path: 
 
 
 def test_nab_table_shows_the_published_rows_from_final_results(tmp_path: Path) -> None:
-    corpus = tiny_nab(tmp_path)
+    corpus = write_corpus(tmp_path, lengths=(300, 300, 300), irregular=False)
     (corpus / "results").mkdir()
     published = {"numenta": {"standard": 12.345, "reward_low_FP_rate": 6.789, "reward_low_FN_rate": 23.456}}
     (corpus / "results" / "final_results.json").write_text(json.dumps(published))
