@@ -442,7 +442,16 @@ def show_detection(client: httpx.Client, console: Console) -> int:
     for a in found:
         by_series.setdefault(a["series_id"], []).append(a)
     table = Table(
-        "service", "metric", "first", "last", "points", "peak value", "expected (band)", "prob.", box=None
+        "service",
+        "metric",
+        "first",
+        "last",
+        "points",
+        "peak value",
+        "expected (band)",
+        "prob.",
+        "judged by",
+        box=None,
     )
     ranked = sorted(by_series.values(), key=lambda xs: max(a["probability"] for a in xs), reverse=True)
     console.print(f"   {len(found)} anomalies in {len(by_series)} series; the strongest first:")
@@ -458,6 +467,7 @@ def show_detection(client: httpx.Client, console: Console) -> int:
             f"{peak['value']:.4g}",
             f"{peak['expected']:.3g} ({peak['lower']:.3g} .. {peak['upper']:.3g})",
             f"{peak['probability']:.3f}",
+            str(peak["detector"]).split("/")[-1],
         )
     console.print(table)
     if not found:

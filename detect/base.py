@@ -93,6 +93,9 @@ class Scores:
     expected: F64
     lower: F64
     upper: F64
+    #: which part of the detector judged each point: an index into its ``source_names``
+    #: (e.g. the ensemble view or rule that was most surprised); None for single-source detectors
+    source: NDArray[np.int16] | None = None
 
     @classmethod
     def from_expected(cls, score: F64, expected: F64, spread: F64 | float, width: float = 3.0) -> Scores:
@@ -106,16 +109,19 @@ class Scores:
         if not parts:
             e = np.empty(0)
             return cls(e, e, e, e)
+        sources = [p.source for p in parts]
         return cls(
             np.concatenate([p.score for p in parts]),
             np.concatenate([p.expected for p in parts]),
             np.concatenate([p.lower for p in parts]),
             np.concatenate([p.upper for p in parts]),
+            None if any(s is None for s in sources) else np.concatenate(sources),  # type: ignore[arg-type]
         )
 
     def take(self, index: I64) -> Scores:
         """The scores at ``index``."""
-        return Scores(self.score[index], self.expected[index], self.lower[index], self.upper[index])
+        source = None if self.source is None else self.source[index]
+        return Scores(self.score[index], self.expected[index], self.lower[index], self.upper[index], source)
 
     def __len__(self) -> int:
         return len(self.score)
@@ -226,13 +232,18 @@ def process(detector: Detector, batch: PointBatch) -> Scores:
     """Score then learn every point of ``batch``, round by round; scores in batch order."""
     n = len(batch)
     out = np.empty(n), np.empty(n), np.empty(n), np.empty(n)
+    source: NDArray[np.int16] | None = None
     for index in split_rounds(batch):
         part = batch.take(index)
         s = detector.score_batch(part)
         detector.learn_batch(part)
         for dst, src in zip(out, (s.score, s.expected, s.lower, s.upper), strict=True):
             dst[index] = src
-    return Scores(*out)
+        if s.source is not None:
+            if source is None:
+                source = np.zeros(n, dtype=np.int16)
+            source[index] = s.source
+    return Scores(*out, source=source)
 
 
 class SlotMap:

@@ -36,6 +36,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import xxhash
+from numpy.typing import NDArray
 
 from core.batch import ANOMALIES_SCHEMA, BANDS_SCHEMA, WriteBatch
 from core.errors import NotFoundError, StorageError
@@ -402,6 +403,7 @@ class DetectionEngine:
         score, expected, lower, upper, prob, thr = (np.empty(n) for _ in range(6))
         anomaly, upward = np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
         calibrated = is_calibrated(self.detector)
+        source: NDArray[np.int16] | None = None
         for index in arrival_rounds(batch.slot):
             part = batch.take(index)
             s = self.detector.score_batch(part)
@@ -410,7 +412,18 @@ class DetectionEngine:
             d = self.filter.decide(part, s, p)
             score[index], expected[index], lower[index], upper[index] = s.score, s.expected, s.lower, s.upper
             prob[index], thr[index], anomaly[index], upward[index] = p, d.threshold, d.anomaly, d.upward
-        return Scores(score, expected, lower, upper), prob, anomaly, upward, thr
+            if s.source is not None:
+                if source is None:
+                    source = np.zeros(n, dtype=np.int16)
+                source[index] = s.source
+        return Scores(score, expected, lower, upper, source), prob, anomaly, upward, thr
+
+    def _detector_names(self, scores: Scores, found: I64) -> list[str]:
+        """Who judged each anomaly: ``Ensemble/SeasonalBaseline``, ``Ensemble/range``, or the detector."""
+        names: tuple[str, ...] | None = getattr(self.detector, "source_names", None)
+        if scores.source is None or not names:
+            return [self.detector_name] * len(found)
+        return [f"{self.detector_name}/{names[i]}" for i in scores.source[found].tolist()]
 
     def _anomalies_table(
         self,
@@ -441,7 +454,7 @@ class DetectionEngine:
                 pa.array(scores.lower[found]),
                 pa.array(scores.upper[found]),
                 pa.array(threshold[found]),
-                pa.array([self.detector_name] * len(found), pa.string()),
+                pa.array(self._detector_names(scores, found), pa.string()),
                 pa.array(np.where(upward[found], "up", "down").tolist(), pa.string()),
                 pa.array([now] * len(found), pa.timestamp("us")),
             ],

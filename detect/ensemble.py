@@ -108,6 +108,11 @@ class Ensemble(BatchDetector):
         """
         return self.alarm
 
+    @property
+    def source_names(self) -> tuple[str, ...]:
+        """What each ``Scores.source`` code means: the views' inner detectors, then the range rule."""
+        return (*(type(v.detector).__name__ for v in self.views), "range")
+
     def clone(self) -> Self:
         """A fresh ensemble of fresh views."""
         params = self.params()
@@ -122,8 +127,11 @@ class Ensemble(BatchDetector):
         st, slot, x = self.state, batch.slot, batch.value
         tails = [view.log_tail(batch) for view in self.views]
         logq = tails[0][0]
-        for view_logq, _ in tails[1:]:
-            logq = np.minimum(logq, view_logq)
+        source = np.zeros(len(batch), dtype=np.int16)
+        for i, (view_logq, _) in enumerate(tails[1:], start=1):
+            wins = view_logq < logq
+            logq = np.where(wins, view_logq, logq)
+            source[wins] = i
         band_views = self.band_views if self.band_views is not None else range(len(tails))
         band_logq, band = tails[band_views[0]]
         expected, lower, upper = band.expected, band.lower, band.upper
@@ -140,12 +148,14 @@ class Ensemble(BatchDetector):
             beyond = np.maximum(x - hi, lo - x) / np.maximum(hi - lo, 1e-12 * np.maximum(np.abs(hi), 1.0))
         outside = (beyond > self.range_tolerance) & (st["n"][slot] >= self.warmup)
         range_logq = -(self.range_log10 + self.range_slope * np.minimum(beyond, 10.0)) * LN10
-        logq = np.where(outside, np.minimum(logq, range_logq), logq)
+        by_range = outside & (range_logq < logq)
+        logq = np.where(by_range, range_logq, logq)
+        source[by_range] = len(self.views)
         score = surprise_score(logq)
         if self.refractory > 0:
             score = np.where(st["since"][slot] < self.refractory, score * self.damping, score)
         self._cache = (batch, score)
-        return Scores(score, expected, lower, upper)
+        return Scores(score, expected, lower, upper, source)
 
     def learn_batch(self, batch: PointBatch) -> None:
         self._ensure(batch)

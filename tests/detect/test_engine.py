@@ -222,3 +222,15 @@ def test_controls_file_from_settings_applies_by_labels(store: Store, tmp_path: P
 def spiked_series_id(store: Store) -> int:
     rows = store.query("SELECT series_id FROM series WHERE labels['host'] = ?", [f"h{SPIKE_SERIES}"])
     return int(rows[0][0])
+
+
+def test_anomalies_name_the_view_or_rule_of_the_default_detector_that_judged_them(store: Store) -> None:
+    eng = DetectionEngine(store, default_detector, settings=Settings(detect_snapshot_interval_s=3600.0))
+    for batch in commits():
+        store.write(batch)
+    eng.catch_up()
+    found = repository.list_anomalies(store)
+    names = eng.detector.source_names  # type: ignore[attr-defined]
+    assert any(a.ts.minute + a.ts.hour * 60 == SPIKE_AT for a in found)
+    assert found and all(a.detector.split("/")[0] == "Ensemble" for a in found)
+    assert all(a.detector.split("/")[1] in names for a in found)

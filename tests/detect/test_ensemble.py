@@ -89,3 +89,15 @@ def test_each_point_reports_the_band_of_the_most_surprised_band_view() -> None:
 def test_band_views_must_name_existing_views() -> None:
     with pytest.raises(ValueError, match="band_views"):
         Ensemble(views=(AnomalyLikelihood(RobustEWM()),), band_views=(1,))
+
+
+def test_source_names_which_view_or_rule_judged_each_point() -> None:
+    rng = np.random.default_rng(8)
+    base = rng.uniform(0, 10, 400)
+    x = np.r_[base, base.max() + 0.06 * np.ptp(base)]  # a new record, unremarkable as a deviation
+    ens = Ensemble(refractory=0)
+    s = process(ens, one_series(x))
+    assert s.source is not None and len(s.source) == len(x)
+    assert ens.source_names[s.source[-1]] == "range"
+    assert ens.source_names[s.source[0]] == "RobustEWM"  # nothing surprising: the first view
+    assert set(s.source.tolist()) <= set(range(len(ens.source_names)))
