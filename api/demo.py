@@ -26,7 +26,7 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
-from ingest.remote_write import encode_write_request
+from ingest.remote_write import REQUEST_HEADERS, encode_write_request
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 
@@ -253,11 +253,7 @@ def steps(token: str, now: datetime) -> list[Step]:
     bearer = {"Authorization": f"Bearer {token}"}
     rw = dict(
         bearer,
-        **{
-            "Content-Encoding": "snappy",
-            "Content-Type": "application/x-protobuf",
-            "X-Prometheus-Remote-Write-Version": "0.1.0",
-        },
+        **REQUEST_HEADERS,
     )
     js = dict(bearer, **{"Content-Type": "application/json"})
     topo = (

@@ -32,6 +32,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from bench.ingest import _server
 from core.series import series_id
 from ingest.protowire import varint
+from ingest.remote_write import REQUEST_HEADERS
 
 __all__ = ["E2EResult", "run_detect_e2e"]
 
@@ -40,11 +41,6 @@ STEP_MS = 15_000
 #: Series that get the spike (several: a detector may rightly hold back on any single one, e.g.
 #: in a refractory period after an earlier alarm).
 SPIKED = 20
-HEADERS = {
-    "Content-Encoding": "snappy",
-    "Content-Type": "application/x-protobuf",
-    "X-Prometheus-Remote-Write-Version": "0.1.0",
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,7 +187,7 @@ def run_detect_e2e(
                 time.sleep(0.01)
 
         with (
-            httpx.Client(base_url=server.url, headers={**auth, **HEADERS}, timeout=60) as sender,
+            httpx.Client(base_url=server.url, headers={**auth, **REQUEST_HEADERS}, timeout=60) as sender,
             httpx.Client(base_url=server.url, headers=auth, timeout=60) as reader,
             ThreadPoolExecutor(4) as probes,
         ):

@@ -494,12 +494,9 @@ def _remote_write_bodies(series: int, samples: int, requests: int, seed: int) ->
 
 
 def _remote_write(work: Path, sizes: Sizes) -> PathResult:
-    headers = {
-        "Content-Encoding": "snappy",
-        "Content-Type": "application/x-protobuf",
-        "X-Prometheus-Remote-Write-Version": "0.1.0",
-        "User-Agent": "opsloop-bench/1",
-    }
+    from ingest.remote_write import REQUEST_HEADERS
+
+    headers = {**REQUEST_HEADERS, "User-Agent": "opsloop-bench/1"}
     points = acked = 0
     seconds = 0.0
     each = []

@@ -90,17 +90,11 @@ BANDS_SCHEMA = pa.schema(
         ("upper", pa.float64()),
     ]
 )
+#: An anomaly is a scored point (the band's columns) plus its id and what flagged it.
 ANOMALIES_SCHEMA = pa.schema(
     [
         ("id", pa.string()),
-        ("series_id", pa.uint64()),
-        ("ts", pa.timestamp("us")),
-        ("value", pa.float64()),
-        ("score", pa.float64()),
-        ("probability", pa.float64()),
-        ("expected", pa.float64()),
-        ("lower", pa.float64()),
-        ("upper", pa.float64()),
+        *BANDS_SCHEMA,
         ("threshold", pa.float64()),
         ("detector", pa.string()),
         ("direction", pa.string()),

@@ -43,6 +43,12 @@ from core.series import series_id
 from ingest.points import LabelItems, points_table, series_table
 
 FORMAT = "remote_write"
+#: The headers a Prometheus 1.0 remote-write sender puts on every request.
+REQUEST_HEADERS: dict[str, str] = {
+    "Content-Encoding": "snappy",
+    "Content-Type": "application/x-protobuf",
+    "X-Prometheus-Remote-Write-Version": "0.1.0",
+}
 METRIC_NAME_RE = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
 LABEL_NAME_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 _F = descriptor_pb2.FieldDescriptorProto

@@ -11,15 +11,10 @@ import snappy  # python-snappy: the reference block-format encoder Prometheus-co
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ingest.remote_write import encode_write_request, write_request_proto
+from ingest.remote_write import REQUEST_HEADERS, encode_write_request, write_request_proto
 from tests.conftest import LiveServer
 
-HEADERS = {
-    "Content-Encoding": "snappy",
-    "Content-Type": "application/x-protobuf",
-    "X-Prometheus-Remote-Write-Version": "0.1.0",
-    "User-Agent": "opsloop-tests/1",
-}
+HEADERS = {**REQUEST_HEADERS, "User-Agent": "opsloop-tests/1"}
 STALE = struct.unpack("<d", bytes.fromhex("020000000000f07f"))[0]
 
 

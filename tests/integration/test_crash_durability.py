@@ -18,15 +18,10 @@ import httpx
 import pytest
 
 from core.store import Store
-from ingest.remote_write import encode_write_request
+from ingest.remote_write import REQUEST_HEADERS, encode_write_request
 from tests.conftest import free_port
 from tests.integration.processes import OpsloopServer, wait_for
 
-HEADERS = {
-    "Content-Encoding": "snappy",
-    "Content-Type": "application/x-protobuf",
-    "X-Prometheus-Remote-Write-Version": "0.1.0",
-}
 SERIES = 50
 PER_SERIES = 20
 SAMPLES = SERIES * PER_SERIES
@@ -102,7 +97,7 @@ class Shards:
 
     def _run(self, shard: int, start_together: threading.Barrier | None) -> None:
         try:
-            headers = {**HEADERS, "Authorization": f"Bearer {self.token}"}
+            headers = {**REQUEST_HEADERS, "Authorization": f"Bearer {self.token}"}
             with httpx.Client(base_url=self.url, headers=headers, timeout=30) as client:
                 if start_together is not None:
                     start_together.wait(30)
@@ -188,7 +183,7 @@ def test_sigkill_mid_stream_loses_no_acknowledged_batch_and_stores_each_once(
         server.start()  # same file, same port: the shards' retries now get through
         shards.join()
         # A sender whose acknowledgement got lost sends the batch again: still stored once.
-        headers = {**HEADERS, "Authorization": f"Bearer {token}"}
+        headers = {**REQUEST_HEADERS, "Authorization": f"Bearer {token}"}
         for i in (0, max(acked_before_kill)):
             again = httpx.post(f"{server.url}/api/v1/write", content=batch_body(i), headers=headers)
             assert again.status_code == 204, again.text
