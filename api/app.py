@@ -17,6 +17,8 @@ from core.settings import Settings
 from core.store import Store
 from core.telemetry import BUILD_INFO, REGISTRY
 from detect.engine import DetectionEngine
+from detect.incidents import IncidentPipeline
+from detect.notify import Notifier
 from ingest.queue import IngestQueue
 from ingest.remote_write import RemoteWriteDecoder
 
@@ -33,6 +35,8 @@ ROUTERS = (
     "otlp",
     "tokens",
     "anomalies",
+    "incidents",
+    "silences",
 )
 VERSION = "0.1.0"
 
@@ -57,13 +61,21 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         app.state.remote_write = RemoteWriteDecoder(settings.max_body_bytes, known_series=db.known_series)
         app.state.engine = DetectionEngine(db, settings=settings)  # loads its snapshot (feedback needs it)
         app.state.queue.add_listener(app.state.engine.offer)
+        app.state.incidents = IncidentPipeline(db, settings)
+        app.state.engine.add_listener(app.state.incidents.offer_detection)
+        app.state.queue.add_batch_listener(app.state.incidents.offer_batch)
+        app.state.notifier = Notifier(db, max_attempts=settings.notify_retry_max)
         if settings.detect_enabled:
             app.state.engine.start()
+        app.state.incidents.start()
+        app.state.notifier.start()
         try:
             yield
         finally:
             app.state.queue.close()
             app.state.engine.stop()
+            app.state.incidents.stop()
+            app.state.notifier.stop()
             if own:
                 db.close()
 

@@ -40,6 +40,8 @@ CLI_MODULES: tuple[str, ...] = (
     "cli_ingest",
     "cli_bench",
     "cli_detect",
+    "cli_incidents",
+    "cli_simulate",
 )
 
 

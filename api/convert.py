@@ -6,13 +6,24 @@ numbers lose precision above 2^53.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import fields
 from datetime import UTC, datetime
 from typing import Any
 
-from core.model import Anomaly
+from core.model import Alert, Anomaly, Hypothesis, Incident, MaintenanceWindow, Silence, TimelineEntry
 
-__all__ = ["anomaly_to_wire", "iso_utc"]
+__all__ = [
+    "alert_to_wire",
+    "anomaly_to_wire",
+    "hypothesis_to_wire",
+    "incident_detail_to_wire",
+    "incident_to_wire",
+    "iso_utc",
+    "silence_to_wire",
+    "timeline_to_wire",
+    "window_to_wire",
+]
 
 
 def iso_utc(ts: datetime) -> str:
@@ -33,3 +44,124 @@ def anomaly_to_wire(a: Anomaly) -> dict[str, Any]:
     out["created_at"] = iso_utc(a.created_at)
     out["series_id"] = str(a.series_id)
     return out
+
+
+def _iso(ts: datetime | None) -> str | None:
+    return iso_utc(ts) if ts is not None else None
+
+
+def hypothesis_to_wire(h: Hypothesis) -> dict[str, Any]:
+    """A ranked contributing factor: ``{rank, service, kind, score, evidence, component, recommendation}``."""
+    return {
+        "rank": h.rank,
+        "service": h.service,
+        "kind": h.kind.value,
+        "score": h.score,
+        "evidence": dict(h.evidence),
+        "component": h.component,
+        "recommendation": h.recommendation,
+    }
+
+
+def incident_to_wire(i: Incident) -> dict[str, Any]:
+    """An incident as the API and ``opsloop incidents --json`` print it."""
+    return {
+        "id": i.id,
+        "title": i.title,
+        "status": i.status.value,
+        "priority": i.priority,
+        "priority_reason": i.priority_reason,
+        "opened_at": iso_utc(i.opened_at),
+        "acknowledged_at": _iso(i.acknowledged_at),
+        "mitigated_at": _iso(i.mitigated_at),
+        "resolved_at": _iso(i.resolved_at),
+        "closed_at": _iso(i.closed_at),
+        "escalated_at": _iso(i.escalated_at),
+        "updated_at": _iso(i.updated_at),
+        "services": list(i.services),
+        "origin_service": i.origin_service,
+        "team": i.team,
+        "assignee": i.assignee,
+        "alert_count": i.alert_count,
+        "major": i.major,
+        "change_ids": list(i.change_ids),
+        "hypotheses": [hypothesis_to_wire(h) for h in i.hypotheses],
+    }
+
+
+def alert_to_wire(a: Alert) -> dict[str, Any]:
+    """An alert with its lifecycle and why it did (not) page."""
+    return {
+        "id": a.id,
+        "fingerprint": a.fingerprint,
+        "name": a.name,
+        "status": "flapping" if a.flapping and a.status.value == "firing" else a.status.value,
+        "starts_at": iso_utc(a.starts_at),
+        "ends_at": _iso(a.ends_at),
+        "last_seen": _iso(a.last_seen),
+        "service": a.service,
+        "severity": a.severity,
+        "source": a.source,
+        "labels": dict(a.labels),
+        "annotations": dict(a.annotations),
+        "incident_id": a.incident_id or None,
+        "suppressed_by": a.suppressed_by or None,
+        "inhibited_by": a.inhibited_by or None,
+        "change_id": a.change_id or None,
+        "held_until": _iso(a.held_until),
+        "flapping": a.flapping,
+        "value": a.value,
+        "score": a.score,
+    }
+
+
+def timeline_to_wire(e: TimelineEntry) -> dict[str, Any]:
+    """One timeline entry."""
+    return {"at": iso_utc(e.at), "kind": e.kind, "actor": e.actor, "text": e.text, "detail": dict(e.detail)}
+
+
+def silence_to_wire(s: Silence, now: datetime) -> dict[str, Any]:
+    """A silence in Alertmanager's ``gettableSilence`` shape (``status.state``: pending/active/expired)."""
+    if now >= s.ends_at or s.ends_at <= s.starts_at:  # an expired pending silence ends where it starts
+        state = "expired"
+    else:
+        state = "pending" if now < s.starts_at else "active"
+    return {
+        "id": s.id,
+        "matchers": [
+            {"name": m.name, "value": m.value, "isRegex": m.is_regex, "isEqual": m.is_equal}
+            for m in s.matchers
+        ],
+        "startsAt": iso_utc(s.starts_at),
+        "endsAt": iso_utc(s.ends_at),
+        "createdBy": s.created_by,
+        "comment": s.comment,
+        "updatedAt": _iso(s.updated_at),
+        "status": {"state": state},
+    }
+
+
+def window_to_wire(w: MaintenanceWindow) -> dict[str, Any]:
+    """A maintenance window."""
+    return {
+        "id": w.id,
+        "services": list(w.services),
+        "start": iso_utc(w.starts_at),
+        "end": iso_utc(w.ends_at),
+        "reason": w.reason,
+        "created_by": w.created_by,
+        "recurrence": w.recurrence or None,
+        "until": _iso(w.until),
+        "source": w.source,
+    }
+
+
+def incident_detail_to_wire(
+    i: Incident, alerts: Sequence[Alert], timeline: Sequence[TimelineEntry]
+) -> dict[str, Any]:
+    """An incident with its ``alerts`` and ``timeline`` (``GET /api/v1/incidents/{id}``, ``incident show``)."""
+    return {
+        **incident_to_wire(i),
+        "alerts": [alert_to_wire(a) for a in alerts],
+        "timeline": [timeline_to_wire(e) for e in timeline],
+    }

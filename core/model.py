@@ -191,23 +191,40 @@ class Anomaly:
 class AlertStatus(StrEnum):
     FIRING = "firing"
     RESOLVED = "resolved"
-    FLAPPING = "flapping"
 
 
 @dataclass(frozen=True, slots=True)
 class Alert:
-    """opsloop's own alert: from an anomaly, an SLO burn or an external alert, fingerprinted."""
+    """opsloop's own alert: from an anomaly, an SLO burn or an external alert, fingerprinted.
 
+    ``fingerprint`` names the condition (one per series, SLO tier or external alert); ``id``
+    names one firing episode of it. ``suppressed_by`` (``silence:<id>``, ``maintenance:<id>``)
+    keeps it from paging, ``held_until`` holds it through a deploy's grace period,
+    ``inhibited_by`` names the dependency alert whose incident it joined, and ``flapping``
+    says notifications are held because it changed state too often.
+    """
+
+    id: str
     fingerprint: str
     name: str
     status: AlertStatus
     starts_at: datetime
     service: str = ""
     severity: str = ""
+    source: str = ""
     labels: Labels = field(default_factory=dict)
     annotations: Labels = field(default_factory=dict)
     ends_at: datetime | None = None
-    source: str = ""
+    last_seen: datetime | None = None
+    incident_id: str = ""
+    suppressed_by: str = ""
+    inhibited_by: str = ""
+    change_id: str = ""
+    held_until: datetime | None = None
+    flapping: bool = False
+    transitions: int = 0
+    value: float | None = None
+    score: float | None = None
 
 
 class IncidentStatus(StrEnum):
@@ -240,6 +257,17 @@ class Hypothesis:
 
 
 @dataclass(frozen=True, slots=True)
+class TimelineEntry:
+    """One line of an incident's timeline: a state change, an alert, a change, a note."""
+
+    at: datetime
+    kind: str
+    actor: str = "opsloop"
+    text: str = ""
+    detail: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
 class Incident:
     """Correlated alerts that need one response, prioritised and assigned."""
 
@@ -254,6 +282,62 @@ class Incident:
     alert_count: int = 0
     resolved_at: datetime | None = None
     hypotheses: tuple[Hypothesis, ...] = ()
+    priority_reason: str = ""
+    origin_service: str = ""
+    assignee: str = ""
+    acknowledged_at: datetime | None = None
+    mitigated_at: datetime | None = None
+    closed_at: datetime | None = None
+    escalated_at: datetime | None = None
+    updated_at: datetime | None = None
+    change_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class SilenceMatcher:
+    """One Alertmanager silence matcher: ``name`` equal (or not) to ``value``, maybe as a regex."""
+
+    name: str
+    value: str
+    is_regex: bool = False
+    is_equal: bool = True
+
+    @property
+    def op(self) -> str:
+        """The PromQL operator this matcher stands for: ``=``, ``!=``, ``=~`` or ``!~``."""
+        return ("=~" if self.is_equal else "!~") if self.is_regex else ("=" if self.is_equal else "!=")
+
+
+@dataclass(frozen=True, slots=True)
+class Silence:
+    """Mute alerts whose labels match every matcher between ``starts_at`` and ``ends_at``."""
+
+    id: str
+    matchers: tuple[SilenceMatcher, ...]
+    starts_at: datetime
+    ends_at: datetime
+    created_by: str
+    comment: str
+    updated_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MaintenanceWindow:
+    """Planned work on services: their alerts are suppressed (kept, annotated) while it runs.
+
+    ``recurrence`` is empty for a one-off window, or ``daily``/``weekly``: the window
+    ``[starts_at, ends_at)`` then repeats every day or week until ``until`` (open-ended if None).
+    """
+
+    id: str
+    services: tuple[str, ...]
+    starts_at: datetime
+    ends_at: datetime
+    reason: str = ""
+    created_by: str = ""
+    recurrence: str = ""
+    until: datetime | None = None
+    source: str = "api"
 
 
 class ActionState(StrEnum):

@@ -44,3 +44,20 @@ class Settings(BaseSettings):
     detect_max_backlog_rows: int = Field(
         default=2_000_000, description="points held for detection before it re-reads them from the store"
     )
+    correlation_rules: Path | None = Field(default=None, description="YAML correlation rules and defaults")
+    incident_resolve_after_s: float = Field(
+        default=300.0, description="quiet seconds before an incident resolves"
+    )
+    alert_learning_s: float = Field(
+        default=86400.0, description="history a series needs before its anomalies may alert (one daily cycle)"
+    )
+    deploy_window_s: float = Field(
+        default=1800.0, description="alerts this soon after a change are linked to it"
+    )
+    deploy_grace_s: float = Field(default=180.0, description="alerts this soon after a change are held")
+    notify_webhooks: list[dict[str, str]] = Field(
+        default_factory=list,
+        description='outgoing webhooks, JSON: [{"url": "...", "format": "cdevents|slack"}]',
+    )
+    notify_retry_max: int = Field(default=8, description="delivery attempts before a notification is dropped")
+    public_url: str = Field(default="http://127.0.0.1:8080", description="base URL used in links we send")

@@ -67,3 +67,27 @@ ANOMALIES = Counter("opsloop_anomalies", "Anomalies found by the detection engin
 DETECT_BACKLOG = Gauge(
     "opsloop_detect_backlog_points", "Committed points not yet scored by detection.", registry=REGISTRY
 )
+ALERTS_RECEIVED = Counter(
+    "opsloop_alerts_received",
+    "Alert transitions seen by the incident pipeline, by source and status.",
+    ["source", "status"],
+    registry=REGISTRY,
+)
+CORRELATION_SECONDS = Histogram(
+    "opsloop_correlation_seconds",
+    "From detection output queued to its alerts correlated and committed.",
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+    registry=REGISTRY,
+)
+INCIDENTS_OPEN = Gauge(
+    "opsloop_incidents_open", "Incidents open, acknowledged or mitigated.", registry=REGISTRY
+)
+INCIDENTS_OPENED = Counter(
+    "opsloop_incidents_opened", "Incidents opened, by priority.", ["priority"], registry=REGISTRY
+)
+NOTIFICATIONS = Counter(
+    "opsloop_notifications_sent",
+    "Outgoing notification attempts, by channel and outcome.",
+    ["channel", "outcome"],
+    registry=REGISTRY,
+)

@@ -214,9 +214,17 @@ class DetectionEngine:
         self._stopping = False
         self._thread: threading.Thread | None = None
         self._last_snapshot = time.monotonic()
+        self._listeners: list[Callable[[pa.Table, NDArray[np.bool_]], None]] = []
         self._load()
 
     # ------------------------------------------------------------------ lifecycle
+
+    def add_listener(self, listener: Callable[[pa.Table, NDArray[np.bool_]], None]) -> None:
+        """Hand each committed output (bands, and which of their rows are anomalies) to ``listener``.
+
+        Called on the engine thread right after the commit; it must hand off, not block.
+        """
+        self._listeners.append(listener)
 
     def start(self) -> None:
         """Start the detection thread (it first catches up on what the store holds)."""
@@ -385,6 +393,11 @@ class DetectionEngine:
         DETECT_POINTS.inc(len(batch))
         if len(found):
             ANOMALIES.inc(len(found))
+        for listener in self._listeners:
+            try:
+                listener(bands, np.asarray(anomaly, dtype=bool))
+            except Exception:  # a listener must never stop detection
+                log.exception("detection listener failed")
 
     def _write(self, batch: WriteBatch, attempts: int = 5) -> None:
         """Commit output, retrying what a retry can fix; the state has moved on, so losing it is loud."""

@@ -5,7 +5,10 @@ cdevents/spec ``continuous-deployment.md``. A ``dev.cdevents.service.<verb>.<ver
 event with verb ``deployed``/``upgraded``/``rolledback``/``removed`` is a
 ``core.model.Change`` of the service named by ``data.subject.id`` (``service/myapp`` ->
 ``myapp``), in environment ``data.subject.content.environment.id``, at the version of the
-``artifactId`` package URL. Everything else is an ``Event``. ``source`` + ``id`` is the
+``artifactId`` package URL. A ``dev.opsloop.config.changed`` event (data: ``service``
+required, ``id``, ``description``, ``version``) is a ``Change`` of kind ``config``. A
+``dev.opsloop.maintenance.scheduled`` event stays an ``Event`` but its data is checked
+(RFC 3339 ``start`` before ``end``, ``service`` or ``services``). Everything else is an ``Event``. ``source`` + ``id`` is the
 dedup key of both. One invalid event rejects the whole request, naming ``[3].time``.
 
 Hot path: the body is decoded by msgspec straight into ``Context`` structs (attributes
@@ -47,6 +50,9 @@ _CDEVENT_SERVICE = "dev.cdevents.service."
 _CDEVENT_CHANGE = re.compile(
     r"dev\.cdevents\.service\.(deployed|upgraded|rolledback|removed)\.(\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?)\Z"
 )
+#: opsloop's own event types: a configuration change (a ``Change``) and a maintenance window
+CONFIG_CHANGED = "dev.opsloop.config.changed"
+MAINTENANCE_SCHEDULED = "dev.opsloop.maintenance.scheduled"
 NonEmpty = Annotated[str, msgspec.Meta(min_length=1)]
 _NULL = b"null"
 
@@ -128,7 +134,11 @@ def decode_events(body: bytes, content_type: str = PLAIN) -> WriteBatch:
         match = _CDEVENT_CHANGE.match(ce.type) if ce.type.startswith(_CDEVENT_SERVICE) else None
         if match:
             changes.append(_change(ce, context.time is not None, match.group(1), where))
+        elif ce.type == CONFIG_CHANGED:
+            changes.append(_config_change(ce, where))
         else:
+            if ce.type == MAINTENANCE_SCHEDULED:
+                _check_maintenance(ce, where)
             events.append(ce)
     return WriteBatch(
         source=FORMAT,
@@ -307,6 +317,72 @@ def _change(ce: Event, has_time: bool, verb: str, where: str) -> Change:
         description=description,
         attributes=attributes,
     )
+
+
+def _data_object(ce: Event, where: str) -> dict[str, Any]:
+    if not isinstance(ce.data, msgspec.Raw):
+        raise SchemaError(where + "data", f"a {ce.type} event must carry a JSON object in data")
+    return _object(msgspec.json.decode(ce.data), where + "data")
+
+
+def _optional_text(data: dict[str, Any], key: str, where: str) -> str:
+    value = data.get(key, "")
+    if value is None:
+        return ""
+    if type(value) is not str:
+        raise SchemaError(f"{where}data.{key}", "must be a string")
+    return value
+
+
+def _config_change(ce: Event, where: str) -> Change:
+    """Turn a ``dev.opsloop.config.changed`` event into a ``Change`` of kind ``config``.
+
+    ``data.id`` (the change's own id, e.g. a config repository commit) becomes the change id
+    when given; otherwise the id is derived from the event's ``source`` and ``id``.
+    """
+    data = _data_object(ce, where)
+    service = data.get("service")
+    if type(service) is not str or not service:
+        raise SchemaError(where + "data.service", "required: the service whose configuration changed")
+    own_id = _optional_text(data, "id", where)
+    version = _optional_text(data, "version", where)
+    description = _optional_text(data, "description", where) or f"config change on {service}" + (
+        f" to {version}" if version else ""
+    )
+    attributes = dict(ce.attributes)
+    attributes.update({"ce_id": ce.id, "ce_type": ce.type})
+    if ce.subject:
+        attributes["subject"] = ce.subject
+    return Change(
+        id=own_id or change_id(ce.source, ce.id),
+        service=service,
+        kind=ChangeKind.CONFIG,
+        ts=ce.ts,
+        version=version,
+        source=ce.source,
+        description=description,
+        attributes=attributes,
+    )
+
+
+def _check_maintenance(ce: Event, where: str) -> None:
+    """Check a maintenance window's data: RFC 3339 ``start`` < ``end``, ``service`` or ``services``."""
+    data = _data_object(ce, where)
+    start = parse_rfc3339(data.get("start"), where + "data.start")
+    end = parse_rfc3339(data.get("end"), where + "data.end")
+    if end <= start:
+        raise SchemaError(where + "data.end", "must be after data.start")
+    service, services = data.get("service"), data.get("services")
+    if service is None and services is None:
+        raise SchemaError(where + "data.service", "required (or data.services): the services in maintenance")
+    if service is not None and (type(service) is not str or not service):
+        raise SchemaError(where + "data.service", "must be a non-empty string")
+    if services is not None:
+        if type(services) is not list or not services:
+            raise SchemaError(where + "data.services", "must be a non-empty list of service names")
+        for i, name in enumerate(services):
+            if type(name) is not str or not name:
+                raise SchemaError(f"{where}data.services[{i}]", "must be a non-empty string")
 
 
 def change_id(source: str, event_id: str) -> str:

@@ -62,6 +62,7 @@ class IngestQueue:
         self._cv = threading.Condition()
         self._stopping = False
         self._listeners: list[CommitListener] = []
+        self._batch_listeners: list[Callable[[WriteBatch], None]] = []
         self._thread = threading.Thread(target=self._run, name="opsloop-writer", daemon=True)
         self._thread.start()
 
@@ -78,6 +79,10 @@ class IngestQueue:
     def add_listener(self, listener: CommitListener) -> None:
         """Hand the points of every commit to ``listener`` (e.g. streaming detection)."""
         self._listeners.append(listener)
+
+    def add_batch_listener(self, listener: Callable[[WriteBatch], None]) -> None:
+        """Hand every newly committed batch to ``listener`` (e.g. alerts and changes to the incident pipeline)."""
+        self._batch_listeners.append(listener)
 
     def submit_nowait(self, batch: WriteBatch) -> Future[WriteResult]:
         """Enqueue a batch; raise ``BackpressureError`` if the queue is full."""
@@ -178,4 +183,9 @@ class IngestQueue:
                         listener(committed)
                     except Exception:  # a listener must never take the writer down
                         log.exception("commit listener failed")
+            for batch_listener in self._batch_listeners:
+                try:
+                    batch_listener(batch)
+                except Exception:  # a listener must never take the writer down
+                    log.exception("batch listener failed")
         fut.set_result(result)

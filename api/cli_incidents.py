@@ -1,0 +1,135 @@
+"""``opsloop incidents`` (list) and ``opsloop incident show ID``: the API's answers, from the file.
+
+Both read the DuckDB file directly through the incident repository and print, with
+``--json``, exactly what the API answers (``incident_to_wire`` objects). The file is opened
+read-only; DuckDB still refuses while another process (a running server) holds its write
+lock, so against a live server use the HTTP API instead.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from api.cli import DbOption, JsonOption, settings_for
+from api.routers.anomalies import parse_time
+from api.routers.incidents import incident_detail, incident_page, parse_priorities, parse_statuses
+from core.errors import NotFoundError, OpsloopError
+from core.store import Store
+
+incident_app = typer.Typer(help="Inspect one incident.", no_args_is_help=True)
+
+
+def _open(db: str | None) -> Store:
+    path = settings_for(db).db
+    try:
+        return Store(path, read_only=True)
+    except OpsloopError as exc:
+        err = Console(stderr=True)
+        err.print(exc.message, style="red", markup=False)
+        if Path(path).exists():
+            err.print(
+                "if a server is running on this file, DuckDB lets no other process open it: ask its API"
+            )
+        raise typer.Exit(1) from exc
+
+
+def _when(text: str | None) -> str:
+    return (text or "").replace("T", " ").removesuffix("Z")
+
+
+def incidents(
+    db: DbOption = None,
+    as_json: JsonOption = False,
+    status: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--status", help="open, acknowledged, mitigated, resolved, closed or active; repeatable"
+        ),
+    ] = None,
+    service: Annotated[
+        str | None, typer.Option("--service", help="only incidents touching this service")
+    ] = None,
+    priority: Annotated[list[str] | None, typer.Option("--priority", help="P1..P4; repeatable")] = None,
+    since: Annotated[
+        str | None, typer.Option("--since", help="opened at or after (RFC 3339 or Unix s)")
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="most incidents to show")] = 50,
+) -> None:
+    """List incidents, newest first."""
+    try:
+        statuses = parse_statuses("--status", status or [])
+        priorities = parse_priorities("--priority", priority or [])
+        start = parse_time("--since", since)
+    except OpsloopError as exc:
+        raise typer.BadParameter(exc.message) from exc
+    with _open(db) as store:
+        page = incident_page(
+            store, status=statuses, service=service, priority=priorities, since=start, limit=limit
+        )
+    items: list[dict[str, Any]] = page["items"]
+    if as_json:
+        print(json.dumps(items))
+        return
+    table = Table("id", "priority", "status", "title", "team", "services", "alerts", "opened")
+    for i in items:
+        table.add_row(
+            i["id"],
+            i["priority"] + (" major" if i["major"] else ""),
+            i["status"],
+            i["title"],
+            i["team"] or "-",
+            ", ".join(i["services"]),
+            str(i["alert_count"]),
+            _when(i["opened_at"]),
+        )
+    console = Console()
+    console.print(table)
+    if page["total"] > len(items):
+        console.print(f"{len(items)} of {page['total']} shown (raise --limit for more)")
+
+
+@incident_app.command("show")
+def show(
+    incident_id: Annotated[str, typer.Argument(help="incident id, e.g. INC-12")],
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """One incident with its alerts and timeline."""
+    with _open(db) as store:
+        try:
+            detail = incident_detail(store, incident_id)
+        except NotFoundError as exc:
+            Console(stderr=True).print(exc.message, style="red", markup=False)
+            raise typer.Exit(1) from exc
+    if as_json:
+        print(json.dumps(detail))
+        return
+    console = Console()
+    console.print(f"[bold]{detail['id']}[/bold] [{detail['priority']}] {detail['title']}")
+    console.print(
+        f"status {detail['status']} | team {detail['team'] or '-'} | assignee {detail['assignee'] or '-'} | "
+        f"opened {_when(detail['opened_at'])} | services {', '.join(detail['services']) or '-'}"
+    )
+    if detail["priority_reason"]:
+        console.print(f"why {detail['priority']}: {detail['priority_reason']}")
+    alerts = Table("alert", "service", "severity", "status", "since", "note", title="alerts")
+    for a in detail["alerts"]:
+        why = a["suppressed_by"] or (f"inhibited by {a['inhibited_by']}" if a["inhibited_by"] else "")
+        alerts.add_row(a["name"], a["service"], a["severity"], a["status"], _when(a["starts_at"]), why)
+    console.print(alerts)
+    timeline = Table("at", "kind", "actor", "text", title="timeline")
+    for e in detail["timeline"]:
+        timeline.add_row(_when(e["at"]), e["kind"], e["actor"], e["text"])
+    console.print(timeline)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``incidents`` and the ``incident`` group (``incident show``)."""
+    app.command("incidents")(incidents)
+    app.add_typer(incident_app, name="incident")

@@ -1,0 +1,103 @@
+"""Replay a scenario directory through every stage, in event-time order, as fast as it goes.
+
+Each time slice is committed to the store (points, logs, events, changes), scored by the
+detection engine, and handed to the incident pipeline, whose clock is then moved to the
+slice's end. The engine and the pipeline are the same objects the server runs; only the
+clock differs (event time here, the wall clock there), so a replay reaches the incidents
+a live run of the same data would.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from core.batch import WriteBatch
+from core.settings import Settings
+from core.store import Store
+from detect.correlate import Topology
+from detect.engine import DetectionEngine
+from detect.incidents import IncidentPipeline, PipelineConfig
+from ingest.scenario import open_scenario
+
+__all__ = ["ReplayResult", "replay"]
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayResult:
+    """What a replay did and how long it took."""
+
+    db: str
+    slices: int
+    points: int
+    rows: int
+    start: datetime | None
+    end: datetime | None
+    seconds: float
+
+
+def replay(
+    path: str | Path,
+    db: str,
+    *,
+    settings: Settings | None = None,
+    config: PipelineConfig | None = None,
+    step_s: float | None = None,
+    chunk_s: float = 3600.0,
+    progress: Callable[[int, datetime], None] | None = None,
+) -> ReplayResult:
+    """Stream the scenario at ``path`` into the store at ``db`` through detection and incidents.
+
+    Slices of ``step_s`` (default: the scenario's sample interval) are committed ``chunk_s``
+    at a time (fewer, larger transactions); the incident pipeline still runs its time-driven
+    steps at every ``step_s`` in event time, so the chunk size does not change the result.
+    """
+    started = time.perf_counter()
+    settings = settings or Settings(db=db)
+    scenario = open_scenario(path)
+    if step_s is None:
+        step_s = float((scenario.truth or {}).get("interval_s", 60))
+    points = rows = n = 0
+    first: datetime | None = None
+    last: datetime | None = None
+    with Store(db) as store:
+        store.write(WriteBatch(source="replay", topology=list(scenario.topology)))
+        engine = DetectionEngine(store, settings=settings)
+        pipeline = IncidentPipeline(
+            store, settings, config=config, topology=Topology(scenario.topology), webhooks=[]
+        )
+        engine.add_listener(pipeline.offer_detection)
+        tick = timedelta(seconds=step_s)
+        pending: list[WriteBatch] = []
+        chunk_start: datetime | None = None
+
+        def flush(until: datetime) -> None:
+            nonlocal points, rows
+            if pending:
+                store.write_many(pending)
+                for batch in pending:
+                    pipeline.offer_batch(batch)
+                    points += batch.points.num_rows if batch.points is not None else 0
+                    rows += batch.rows
+                pending.clear()
+            engine.catch_up()
+            pipeline.process(now=until, tick_every=tick)
+
+        for piece in scenario.slices(step_s):
+            pending.extend(b for b in piece.batches if b.rows)
+            chunk_start = chunk_start or piece.start
+            first = first or piece.start
+            last = piece.end
+            n += 1
+            if (piece.end - chunk_start).total_seconds() >= chunk_s:
+                flush(piece.end)
+                chunk_start = None
+                if progress is not None:
+                    progress(n, piece.end)
+        if last is not None:
+            flush(last)
+        engine.snapshot()
+    return ReplayResult(db, n, points, rows, first, last, time.perf_counter() - started)
