@@ -42,6 +42,7 @@ CLI_MODULES: tuple[str, ...] = (
     "cli_detect",
     "cli_incidents",
     "cli_simulate",
+    "cli_replay",
 )
 
 

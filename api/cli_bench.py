@@ -1,4 +1,4 @@
-"""``opsloop bench ...``: benchmarks that print figures (``ingest``, ``detect``, ``nab``)."""
+"""``opsloop bench ...``: benchmarks that print figures (ingest, detect, nab, e2e, incidents, correlation)."""
 
 from __future__ import annotations
 
@@ -173,6 +173,83 @@ def bench_e2e(
         f"{result.engine_lag_mean_s:.3f} s / {result.engine_lag_within_1s:.1%}",
     )
     table.add_row("target met", "[green]yes[/green]" if result.meets_target else "[red]no[/red]")
+    Console().print(table)
+
+
+@bench_app.command("incidents")
+def bench_incidents(
+    as_json: JsonOption = False,
+    seeds: Annotated[int, typer.Option("--seeds", min=1, help="simulator seeds 1..N")] = 10,
+    keep: Annotated[
+        Path | None, typer.Option("--keep", help="keep the scenarios and databases in this folder")
+    ] = None,
+) -> None:
+    """Simulate N seeds, replay each, score incidents against truth (recall, precision, grouping, TTD)."""
+    from bench.incidents import run_incident_bench
+
+    err = Console(stderr=True)
+    with err.status("simulate + replay") as status:
+
+        def progress(n: int, info: dict[str, Any]) -> None:
+            status.update(f"seed {info['seed']} ({n}/{seeds}): {info['detected']}/{info['faults']} faults "
+                          f"detected, {info['incidents']} incidents")  # fmt: skip
+
+        result = run_incident_bench(tuple(range(1, seeds + 1)), keep=keep, progress=progress)
+    if as_json:
+        print(json.dumps(result))
+        return
+    table = Table(
+        "figure", "value", "target", title=f"opsloop incidents over {result['seeds']} simulator seeds"
+    )
+    table.add_row("fault recall", f"{result['fault_recall']:.3f} of {result['faults']} faults", ">= 0.95")
+    table.add_row(
+        "incident precision", f"{result['incident_precision']:.3f} of {result['incidents']}", ">= 0.9"
+    )
+    table.add_row(
+        "alert grouping pairwise F1",
+        f"{result['pairwise_f1']:.3f} (P {result['pairwise_precision']:.3f}, R {result['pairwise_recall']:.3f})",
+        ">= 0.9",
+    )
+    table.add_row(
+        "alerts per incident", f"{result['alerts_per_incident']:.1f} ({result['alerts']} alerts)", ""
+    )
+    table.add_row(
+        "time to detect, median / p90",
+        f"{result['median_ttd_intervals']} / {result['p90_ttd_intervals']} intervals",
+        "median <= 2",
+    )
+    for kind, v in result["per_kind"].items():
+        table.add_row(f"  recall: {kind}", f"{v['recall']:.2f} of {v['faults']}", "")
+    table.add_row("replay speed", f"{result['replay_points_per_s']:,.0f} points/s", "")
+    Console().print(table)
+
+
+@bench_app.command("correlation")
+def bench_correlation(
+    as_json: JsonOption = False,
+    rate: Annotated[int, typer.Option("--rate", min=1, help="alerts per minute")] = 10_000,
+    seconds: Annotated[float, typer.Option("--seconds", min=1.0, help="how long to sustain it")] = 60.0,
+    services: Annotated[int, typer.Option("--services", min=2, help="services in the estate")] = 300,
+) -> None:
+    """Sustain N alerts/minute into the incident pipeline; print p50/p99 queued -> correlated and stored."""
+    from bench.correlation_speed import run_correlation_speed
+
+    err = Console(stderr=True)
+    with err.status(f"{rate:,} alerts/min for {seconds:.0f} s"):
+        result = run_correlation_speed(rate, seconds, services)
+    if as_json:
+        print(json.dumps(result))
+        return
+    table = Table("figure", "value", title="opsloop correlation throughput")
+    table.add_row("alerts/min sustained", f"{result['alerts_per_min']:,.0f} for {result['seconds']:.0f} s")
+    table.add_row("alerts stored / incidents", f"{result['alerts_stored']:,} / {result['incidents']:,}")
+    table.add_row(
+        "latency p50 / p99 / max",
+        f"{result['latency_p50_s']:.3f} / {result['latency_p99_s']:.3f} / {result['latency_max_s']:.3f} s",
+    )
+    table.add_row(
+        "target p99 < 1 s", "[green]met[/green]" if result["latency_p99_s"] < 1 else "[red]missed[/red]"
+    )
     Console().print(table)
 
 

@@ -43,6 +43,23 @@ def _when(text: str | None) -> str:
     return (text or "").replace("T", " ").removesuffix("Z")
 
 
+def incidents_table(items: list[dict[str, Any]], title: str | None = None) -> Table:
+    """A rich table of wire incidents: priority, status, title, team, services, alert count."""
+    table = Table("id", "priority", "status", "title", "team", "services", "alerts", "opened", title=title)
+    for i in items:
+        table.add_row(
+            i["id"],
+            i["priority"] + (" major" if i["major"] else ""),
+            i["status"],
+            i["title"],
+            i["team"] or "-",
+            ", ".join(i["services"]),
+            str(i["alert_count"]),
+            _when(i["opened_at"]),
+        )
+    return table
+
+
 def incidents(
     db: DbOption = None,
     as_json: JsonOption = False,
@@ -76,20 +93,8 @@ def incidents(
     if as_json:
         print(json.dumps(items))
         return
-    table = Table("id", "priority", "status", "title", "team", "services", "alerts", "opened")
-    for i in items:
-        table.add_row(
-            i["id"],
-            i["priority"] + (" major" if i["major"] else ""),
-            i["status"],
-            i["title"],
-            i["team"] or "-",
-            ", ".join(i["services"]),
-            str(i["alert_count"]),
-            _when(i["opened_at"]),
-        )
     console = Console()
-    console.print(table)
+    console.print(incidents_table(items))
     if page["total"] > len(items):
         console.print(f"{len(items)} of {page['total']} shown (raise --limit for more)")
 

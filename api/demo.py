@@ -397,11 +397,56 @@ def run_demo(db: str, console: Console, keep: bool = False) -> dict[str, Any]:
     with Store(db) as store:
         data = store_summary(store)
     print_summary(console, data)
+    data["incidents"] = show_incidents(db, console)
     if not keep:
         console.print(f"(database kept at {db}; explore it with [green]opsloop summary --db {db}[/])")
     if failures:
         raise SystemExit(f"{failures} demo step(s) did not get the expected answer")
     return data
+
+
+def show_incidents(db: str, console: Console) -> list[dict[str, Any]]:
+    """Simulate a faulty estate, replay it through every stage, show the incidents against the truth."""
+    from api.cli_incidents import incidents_table
+    from api.replay import replay
+    from api.routers.incidents import incident_page
+    from bench.incidents import score_scenario
+    from bench.simulator import simulate
+    from core.store import Store
+
+    console.rule("[bold]opsloop demo: from signals to incidents")
+    base = Path(db).with_suffix("")
+    scenario, incidents_db = Path(f"{base}-scenario"), f"{base}-incidents.duckdb"
+    for suffix in ("", ".wal"):
+        Path(incidents_db + suffix).unlink(missing_ok=True)
+    summary = simulate(scenario, seed=1, force=True)
+    console.print(
+        f"[bold]6.[/] [green]opsloop simulate --out {scenario} --seed 1[/]: {summary.services} services, "
+        f"{summary.series} series, {summary.points:,} points over 2 days, {len(summary.faults)} injected faults, "
+        f"{len(summary.red_herrings)} harmless deploys"
+    )
+    console.print(
+        f"[bold]7.[/] [green]opsloop replay {scenario} --db {incidents_db}[/] (event time, every stage)"
+    )
+    result = replay(scenario, incidents_db)
+    console.print(f"   {result.points:,} points replayed in {result.seconds:.1f} s")
+    truth = json.loads((scenario / "truth.json").read_text())
+    with Store(incidents_db, read_only=True) as store:
+        items: list[dict[str, Any]] = incident_page(store, limit=100)["items"]
+        score = score_scenario(store, truth)
+    console.print(incidents_table(items, title="incidents (opsloop incidents --db ...)"))
+    table = Table(
+        "fault", "kind", "root cause", "visible at", "affected", title="what the simulator injected"
+    )
+    for f in truth["faults"]:
+        table.add_row(f["id"], f["kind"], f["root_cause"], f["visible_at"], str(len(f["affected"])))
+    console.print(table)
+    ttd = ", ".join(f"{t:.0f}" for t in score.ttd_intervals)
+    console.print(
+        f"   {score.detected}/{score.faults} faults became incidents; {score.true_incidents}/{score.incidents} "
+        f"incidents are real faults; {score.alerts} alerts in all; time to detect (sample intervals): {ttd}"
+    )
+    return items
 
 
 def _metric(text: str, name: str) -> float:

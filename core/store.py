@@ -632,6 +632,14 @@ class Store:
         )
         return frozenset(rows[0][0]) if rows else None
 
+    def token_name(self, token: str) -> str | None:
+        """A token's name (``token:<id>`` when unnamed), or None when unknown."""
+        rows = self.query("SELECT id, name FROM tokens WHERE token_hash = ?", [hash_token(token)])
+        if not rows:
+            return None
+        token_id, name = rows[0]
+        return str(name or f"token:{token_id}")
+
     def revoke_token(self, token_id: str) -> None:
         """Revoke a token by its id."""
         with self._lock:

@@ -27,7 +27,7 @@ from api.convert import alert_to_wire, incident_detail_to_wire, incident_to_wire
 from api.routers.anomalies import parse_time
 from core.errors import NotFoundError, SchemaError
 from core.model import IncidentStatus
-from core.store import Store, hash_token
+from core.store import Store
 from detect import incident_repository as repo
 from detect.incidents import IncidentPipeline
 
@@ -178,13 +178,8 @@ def actor_of(request: Request, given: str | None = None) -> str:
     token = credentials(request)
     if not token:
         return "anonymous"
-    rows = request.app.state.store.query(
-        "SELECT id, name FROM tokens WHERE token_hash = ?", [hash_token(token)]
-    )
-    if not rows:
-        return "anonymous"
-    token_id, name = rows[0]
-    return str(name or f"token:{token_id}")
+    store: Store = request.app.state.store
+    return store.token_name(token) or "anonymous"
 
 
 def _pipeline(request: Request) -> IncidentPipeline:

@@ -41,6 +41,10 @@ def test_demo_runs_every_format_and_the_notebook_reads_its_database(
     statuses = {(a["source"], a["status"]) for a in summary["alerts"]}
     assert statuses == {("alertmanager", "resolved"), ("pagerduty", "acknowledged")}
     assert "opsloop_ingest_samples_total" in out.getvalue()
+    # incidents: the simulated estate's faults are replayed into prioritised, assigned incidents
+    incidents = summary["incidents"]
+    assert incidents and all(i["priority"] in {"P1", "P2", "P3", "P4"} and i["team"] for i in incidents)
+    assert "6/6 faults became incidents" in out.getvalue(), out.getvalue()[-3000:]
 
     monkeypatch.setenv("OPSLOOP_DB", db)
     monkeypatch.chdir(tmp_path)
