@@ -43,6 +43,12 @@ def _when(text: str | None) -> str:
     return (text or "").replace("T", " ").removesuffix("Z")
 
 
+def wide_console() -> Console:
+    """A console for tables: a terminal's own width, or 140 columns when piped (make, CI logs)."""
+    console = Console()
+    return console if console.is_terminal else Console(width=140)
+
+
 def incidents_table(items: list[dict[str, Any]], title: str | None = None) -> Table:
     """A rich table of wire incidents: priority, status, title, team, services, alert count."""
     table = Table("id", "priority", "status", "title", "team", "services", "alerts", "opened", title=title)
@@ -93,7 +99,7 @@ def incidents(
     if as_json:
         print(json.dumps(items))
         return
-    console = Console()
+    console = wide_console()
     console.print(incidents_table(items))
     if page["total"] > len(items):
         console.print(f"{len(items)} of {page['total']} shown (raise --limit for more)")

@@ -25,7 +25,7 @@ def replay(
     as_json: JsonOption = False,
 ) -> None:
     """Replay a scenario in event-time order as fast as it goes; print the incidents it opened."""
-    from api.cli_incidents import incidents_table
+    from api.cli_incidents import incidents_table, wide_console
     from api.replay import replay as run
     from api.routers.incidents import incident_page
     from ingest.scenario import open_scenario
@@ -56,7 +56,7 @@ def replay(
             "seconds": round(result.seconds, 3), "incidents": page["items"],
         }))  # fmt: skip
         return
-    console = Console()
+    console = wide_console()
     console.print(
         f"replayed {result.points:,} points ({result.rows:,} rows) from {result.start} to {result.end} "
         f"in {result.seconds:.1f} s: {page['total']} incidents"

@@ -55,6 +55,10 @@ class Settings(BaseSettings):
         default=1800.0, description="alerts this soon after a change are linked to it"
     )
     deploy_grace_s: float = Field(default=180.0, description="alerts this soon after a change are held")
+    escalate_after_s: dict[str, float] = Field(
+        default_factory=lambda: {"P1": 300.0, "P2": 900.0, "P3": 3600.0},
+        description='seconds unacknowledged before escalation, per priority (JSON: {"P1": 300, ...})',
+    )
     notify_webhooks: list[dict[str, str]] = Field(
         default_factory=list,
         description='outgoing webhooks, JSON: [{"url": "...", "format": "cdevents|slack"}]',

@@ -66,6 +66,7 @@ __all__ = ["IncidentPipeline", "PipelineConfig"]
 log = logging.getLogger(__name__)
 
 MAINTENANCE_EVENT = "dev.opsloop.maintenance.scheduled"
+CDEVENTS_INCIDENT = "dev.cdevents.incident."
 _ACTIVE = (IncidentStatus.OPEN, IncidentStatus.ACKNOWLEDGED, IncidentStatus.MITIGATED)
 
 
@@ -110,6 +111,7 @@ class PipelineConfig:
             deploy_grace=timedelta(seconds=settings.deploy_grace_s),
             deploy_window=timedelta(seconds=settings.deploy_window_s),
             learning=timedelta(seconds=settings.alert_learning_s),
+            escalate_after={p: timedelta(seconds=v) for p, v in settings.escalate_after_s.items()},
         )
 
 
@@ -350,6 +352,8 @@ class IncidentPipeline:
         for event in batch.events:
             if event.type.startswith(MAINTENANCE_EVENT):
                 steps.append((_naive(event.ts), len(steps), partial(self._on_maintenance_event, event)))
+            elif event.type.startswith(CDEVENTS_INCIDENT):
+                steps.append((_naive(event.ts), len(steps), partial(self._on_incident_event, event)))
         for command in batch.alerts:
             ext = command.alert
             at = _naive(ext.ends_at or ext.updated_at or ext.starts_at) if ext.status is ExternalAlertStatus.RESOLVED \
@@ -399,6 +403,30 @@ class IncidentPipeline:
             self.add_window(window_from_event(data, event.id, event.source), persist=True)
         except Exception as exc:  # a bad event must not stop the pipeline; ingest validated it
             log.warning("maintenance event %s ignored: %s", event.id, exc)
+
+    def _on_incident_event(self, event: Event) -> None:
+        """Another tool's CDEvents ``incident.detected|reported|resolved`` is an external alert."""
+        try:
+            data = event.data if isinstance(event.data, dict) else json.loads(bytes(event.data or b"{}"))
+            subject = data.get("subject") or {}
+            content = subject.get("content") or {}
+            service = str((content.get("service") or {}).get("id", "") or event.service).rpartition("/")[2]
+            key = str(subject.get("id") or event.subject or event.id)
+        except (ValueError, TypeError, AttributeError) as exc:  # ingest validated the envelope, not the body
+            log.warning("incident event %s ignored: %s", event.id, exc)
+            return
+        verb = event.type[len(CDEVENTS_INCIDENT) :].split(".", 1)[0]
+        at = _naive(event.ts)
+        ext = ExternalAlert(
+            id=f"{event.source}:{event.id}", source="cloudevents", dedup_key=f"{event.source}:{key}",
+            status=ExternalAlertStatus.RESOLVED if verb == "resolved" else ExternalAlertStatus.FIRING,
+            name=str(content.get("description") or f"incident {key}"), starts_at=at, service=service,
+            severity=str((data.get("customData") or {}).get("severity", "warning")) if isinstance(
+                data.get("customData"), dict) else "warning",
+            labels={"alertname": str(content.get("description") or key), "service": service, "source": event.source},
+            ends_at=at if verb == "resolved" else None, updated_at=at,
+        )  # fmt: skip
+        self._on_external(ext, at)
 
     def _on_external(self, ext: ExternalAlert, at: datetime) -> None:
         fp = f"{ext.source}:{ext.fingerprint or ext.dedup_key}"

@@ -18,6 +18,7 @@ from core.model import (
     Change,
     ChangeKind,
     ConfigurationItem,
+    Event,
     ExternalAlert,
     ExternalAlertStatus,
     IncidentStatus,
@@ -334,3 +335,53 @@ def test_anomaly_transitions_become_alerts_with_series_labels(store: Store) -> N
 
 def test_default_config_is_valid() -> None:
     assert CorrelationConfig().min_alerts >= 1
+
+
+def cloud_event(type_: str, at: datetime, data: dict[str, object], event_id: str = "e1") -> WriteBatch:
+    return WriteBatch(source="cloudevents", events=[Event(event_id, "/ops/tool", type_, at, data=data)])
+
+
+def test_maintenance_cloudevent_sets_a_window(store: Store) -> None:
+    p = make(store)
+    window = {
+        "service": "db",
+        "start": "2026-03-02T09:30:00Z",
+        "end": "2026-03-02T11:00:00Z",
+        "reason": "upgrade",
+    }
+    step(p, T0 - timedelta(minutes=30), cloud_event("dev.opsloop.maintenance.scheduled", T0, window))
+    step(p, T0 + timedelta(minutes=5), am("Down", "db", T0 + timedelta(minutes=5), severity="critical"))
+    assert incidents(store) == []
+    (alert,) = repo.list_alerts(store)
+    assert alert.suppressed_by.startswith("maintenance:ce:")
+    assert [w.services for w in repo.load_windows(store)] == [("db",)]
+
+
+def test_cdevents_incidents_from_other_tools_are_alerts(store: Store) -> None:
+    p = make(store)
+    body = {
+        "subject": {
+            "id": "ext-7",
+            "content": {"description": "checkout errors", "service": {"id": "service/db"}},
+        }
+    }
+    step(p, T0, cloud_event("dev.cdevents.incident.detected.0.2.0", T0, body))
+    step(p, T0 + timedelta(minutes=1), am("Latency", "api", T0 + timedelta(minutes=1)))
+    (inc,) = repo.list_incidents(store)
+    assert {a.source for a in repo.alerts_of(store, inc.id)} == {"cloudevents", "alertmanager"}
+    resolved = cloud_event("dev.cdevents.incident.resolved.0.2.0", T0 + timedelta(minutes=2), body, "e2")
+    step(p, T0 + timedelta(minutes=2), resolved)
+    ext = next(a for a in repo.list_alerts(store) if a.source == "cloudevents")
+    assert ext.status.value == "resolved" and ext.service == "db"
+
+
+def test_slo_alerts_on_consumer_facing_services_are_never_held_for_a_deploy(store: Store) -> None:
+    p = make(store, deploy_grace=timedelta(minutes=10))
+    step(p, T0, WriteBatch(source="cloudevents", changes=[Change("d-1", "web", ChangeKind.DEPLOYED, T0)]))
+    slo = am("ErrorBudgetBurn", "web", T0 + timedelta(minutes=1), severity="critical")
+    slo.alerts[0].alert.labels["slo"] = "web-availability"  # type: ignore[index]
+    symptom = am("Restarts", "web", T0 + timedelta(minutes=1))
+    step(p, T0 + timedelta(minutes=1), slo, symptom)
+    held = {a.name: a.held_until for a in repo.list_alerts(store)}
+    assert held["ErrorBudgetBurn"] is None and held["Restarts"] == T0 + timedelta(minutes=10)
+    assert len(repo.list_incidents(store)) == 1, "the SLO alert pages at once"
