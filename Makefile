@@ -41,6 +41,8 @@ bench: $(STAMP)
 	$(BIN)/opsloop bench ingest
 	$(BIN)/opsloop bench detect
 	$(BIN)/opsloop bench e2e
+	$(BIN)/opsloop bench incidents
+	$(BIN)/opsloop bench correlation
 	@if [ -d $(NAB) ]; then $(BIN)/opsloop bench nab --data $(NAB); else echo "NAB data not at $(NAB): set NAB=path"; fi
 
 serve: $(STAMP)

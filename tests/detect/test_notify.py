@@ -220,3 +220,25 @@ def test_every_webhook_gets_its_own_message(store: Store, receiver: Receiver, no
     assert notifier.deliver_due(utcnow() + timedelta(seconds=1)) == 2
     assert {r.path for r in receiver.received} == {"/cd", "/slack"}
     assert all(r[3] == "sent" for r in outbox(store))
+
+
+def test_a_served_app_pages_its_webhooks_when_an_incident_opens(receiver: Receiver, tmp_path: Any) -> None:
+    """End to end: Alertmanager webhook -> incident -> outbox -> CDEvents and Slack receivers."""
+    from tests.api.alerting import am_webhook, post_webhook, wait_for
+    from tests.conftest import serving
+
+    hooks = [
+        {"url": f"{receiver.url}/ce", "format": "cdevents"},
+        {"url": f"{receiver.url}/slack", "format": "slack"},
+    ]
+    settings = Settings(db=str(tmp_path / "served.duckdb"), port=free_port(), notify_webhooks=hooks)
+    with serving(settings) as live, live.client() as c:
+        post_webhook(c, am_webhook("paged-svc"))
+        wait_for(lambda: True if receiver.on("/ce") and receiver.on("/slack") else None)
+        incident = c.get("/api/v1/incidents", params={"service": "paged-svc"}).json()["items"][0]
+    (ce,) = receiver.on("/ce")
+    assert ce.headers["content-type"] == "application/cloudevents+json"
+    assert (
+        ce.json()["type"] == "dev.cdevents.incident.detected.0.2.0" and ce.json()["subject"] == incident["id"]
+    )
+    assert incident["id"] in receiver.on("/slack")[0].json()["text"]
