@@ -255,9 +255,9 @@ def list_alerts(store: Store, *, status: str | None = None, limit: int = 200) ->
 
 
 def timeline_of(store: Store, incident_id: str) -> list[TimelineEntry]:
-    """An incident's timeline in order."""
+    """An incident's timeline in time order (alerts before the opening they caused)."""
     rows = store.query(
-        'SELECT "at", kind, actor, text, detail FROM incident_timeline WHERE incident_id = ? ORDER BY seq',
+        'SELECT "at", kind, actor, text, detail FROM incident_timeline WHERE incident_id = ? ORDER BY "at", seq',
         [incident_id],
     )
     return [

@@ -6,13 +6,15 @@ Inputs arrive from three places and are queued (never blocking the caller):
   ``AnomalyAlerter`` turns into fire/resolve transitions per series;
 - committed ingest batches (``offer_batch``): external alerts (Alertmanager, PagerDuty),
   changes (deploys, config) and CloudEvents (maintenance windows);
-- operators, through the API (``acknowledge``, ``resolve``, ``assign``, ``note``, ...).
+- operators, through the API (``transition``, ``assign``, ``note``, silences, windows).
 
-``process(now)`` drains the queue in arrival order and then applies everything that
+``process(now)`` drains the queue, applies the inputs in event-time order, and runs what
 depends on time (deploy holds ending, lone alerts maturing, incidents resolving when their
-alerts stay quiet, escalation, flapping settling). Time is *event time*: a replay passes
-each slice's end, the server thread passes the wall clock, so a replay reaches the same
-incidents as a live run. Every round's changes are written in one transaction.
+alerts stay quiet, escalation). Time is *event time*: a replay passes each chunk's end and
+asks for the time-driven steps at every sample interval in between; the server thread
+passes the wall clock about once a second. Every round's changes are written in one
+transaction. A flapping alert stays marked until it resolves; its next episode is judged
+afresh on the state changes of the last ``flap_window``.
 
 The stages are plain methods called in Alertmanager's order: dedup -> flap -> silence /
 maintenance -> deploy hold -> correlate (with topology inhibition) -> promote -> notify.
@@ -37,7 +39,7 @@ import pyarrow as pa
 import xxhash
 
 from core.batch import WriteBatch
-from core.errors import ConflictError, NotFoundError
+from core.errors import ConfigError, ConflictError, NotFoundError
 from core.model import (
     Alert,
     AlertStatus,
@@ -57,6 +59,7 @@ from core.telemetry import ALERTS_RECEIVED, CORRELATION_SECONDS, INCIDENTS_OPEN,
 from detect import incident_repository as repo
 from detect.alerts import AlertTransitions, AnomalyAlerter
 from detect.correlate import CorrelationConfig, Topology, load_correlation
+from detect.notify import FORMATS, render
 from detect.priority import assess
 from detect.repository import series_labels
 from detect.suppress import active_window, alert_labels, deploy_for, never_held, silencing, window_from_event
@@ -129,6 +132,7 @@ class _Group:
     svc: set[str] = field(default_factory=set)  # services of the members (kept as they join)
     change_ids: set[str] = field(default_factory=set)
     firing_ids: set[str] = field(default_factory=set)
+    assigned: bool = False  # an operator chose the team: topology no longer decides it
     svc_seen: dict[str, datetime] = field(default_factory=dict)  # service -> its alerts' latest activity
 
     def active_services(self, at: datetime, window: timedelta) -> set[str]:
@@ -182,6 +186,11 @@ class IncidentPipeline:
         self.settings = settings or Settings()
         self.config = config or PipelineConfig.from_settings(self.settings)
         self.webhooks = list(webhooks if webhooks is not None else self.settings.notify_webhooks)
+        for i, hook in enumerate(self.webhooks):
+            if not hook.get("url", "").startswith(("http://", "https://")):
+                raise ConfigError(f"notify_webhooks[{i}].url: an http(s) URL is required")
+            if hook.get("format", "cdevents") not in FORMATS:
+                raise ConfigError(f"notify_webhooks[{i}].format: expected one of {', '.join(FORMATS)}")
         self.clock = clock
         self.topology = topology if topology is not None else self._load_topology()
         self.alerter = AnomalyAlerter(
@@ -211,6 +220,7 @@ class IncidentPipeline:
         self._outbox: list[repo.Notification] = []
         self.now = datetime(1970, 1, 1)
         self._next_tick: datetime | None = None
+        self._last_prune = datetime(1970, 1, 1)
         #: when a list, every queued input's seconds from queued to committed are appended (benches)
         self.latencies: list[float] | None = None
         self._restore()
@@ -417,15 +427,21 @@ class IncidentPipeline:
             return
         verb = event.type[len(CDEVENTS_INCIDENT) :].split(".", 1)[0]
         at = _naive(event.ts)
+        custom = data.get("customData")
+        name = str(content.get("description") or f"incident {key}")
         ext = ExternalAlert(
-            id=f"{event.source}:{event.id}", source="cloudevents", dedup_key=f"{event.source}:{key}",
+            id=f"{event.source}:{event.id}",
+            source="cloudevents",
+            dedup_key=f"{event.source}:{key}",
             status=ExternalAlertStatus.RESOLVED if verb == "resolved" else ExternalAlertStatus.FIRING,
-            name=str(content.get("description") or f"incident {key}"), starts_at=at, service=service,
-            severity=str((data.get("customData") or {}).get("severity", "warning")) if isinstance(
-                data.get("customData"), dict) else "warning",
-            labels={"alertname": str(content.get("description") or key), "service": service, "source": event.source},
-            ends_at=at if verb == "resolved" else None, updated_at=at,
-        )  # fmt: skip
+            name=name,
+            starts_at=at,
+            service=service,
+            severity=str(custom.get("severity", "warning")) if isinstance(custom, dict) else "warning",
+            labels={"alertname": name, "service": service, "source": event.source},
+            ends_at=at if verb == "resolved" else None,
+            updated_at=at,
+        )
         self._on_external(ext, at)
 
     def _on_external(self, ext: ExternalAlert, at: datetime) -> None:
@@ -504,9 +520,7 @@ class IncidentPipeline:
             hold = change.ts + self.config.deploy_grace
             if hold > at and not never_held(alert, self.topology.consumer_facing(service)):
                 alert = replace(alert, held_until=hold)
-        if current is not None and current.incident_id and current.status is AlertStatus.RESOLVED:
-            pass  # a new episode: correlated afresh below (it may reopen the incident)
-        self.live[fp] = alert
+        self.live[fp] = alert  # a new episode: correlated afresh (it may reopen a resolved incident)
         if alert.suppressed_by:
             self._mark(alert)
             return
@@ -696,7 +710,6 @@ class IncidentPipeline:
             if self.live.get(a.fingerprint) is not None and self.live[a.fingerprint].id == a.id:
                 self.live[a.fingerprint] = attached
             self._dirty_alerts[a.id] = attached
-        self._note(g, TimelineEntry(at, "opened", "opsloop", f"opened: {reason}", {"reason": reason}))
         for a in sorted(g.members.values(), key=lambda a: a.starts_at):
             self._note(g, TimelineEntry(max(a.starts_at, g.first_at), "alert", "opsloop", a.name,
                                         {"alert_id": a.id, "service": a.service}))  # fmt: skip
@@ -706,13 +719,14 @@ class IncidentPipeline:
                 self._note(g, TimelineEntry(change.ts, "change", change.source or "cd",
                                             f"{change.kind.value} {change.service} {change.version}".strip(),
                                             {"change_id": change.id}))  # fmt: skip
+        self._note(g, TimelineEntry(at, "opened", "opsloop", f"opened: {reason}", {"reason": reason}))
         self._refresh(g, at)
         INCIDENTS_OPENED.labels(g.incident.priority).inc()
         self._notify(g, "incident.detected")
 
     def _origin(self, g: _Group) -> str:
-        """The probable origin: a member service no other member depends on... inverted: the most
-        downstream one (the callee the others call), earliest onset breaking ties."""
+        """The probable origin before Diagnose runs: the member service most other members depend
+        on (the callee they call), the earliest onset breaking ties."""
         services = sorted(g.services())
         if not services:
             return ""
@@ -740,7 +754,8 @@ class IncidentPipeline:
         changes = tuple(sorted({m.change_id for m in g.members.values() if m.change_id}))
         new = replace(
             inc, title=title, services=services, priority=a.priority, priority_reason=a.reason, major=a.major,
-            alert_count=len(g.members), origin_service=origin, team=inc.team if inc.assignee else self.topology.owner(origin),
+            alert_count=len(g.members), origin_service=origin,
+            team=inc.team if g.assigned else self.topology.owner(origin),
             change_ids=changes, updated_at=at,
         )  # fmt: skip
         if inc.priority and new.priority != inc.priority and inc.title:
@@ -812,9 +827,26 @@ class IncidentPipeline:
                         self._notify(g, "incident.escalated")
             elif inc.resolved_at is None or now - inc.resolved_at > cfg.reopen_within:
                 self._drop(g)
+        self._prune(now)
         INCIDENTS_OPEN.set(
             sum(1 for g in self.groups.values() if g.incident and g.incident.status in _ACTIVE)
         )
+
+    def _prune(self, now: datetime) -> None:
+        """Forget resolved alerts and flap histories older than the flap window (memory stays bounded)."""
+        if now - self._last_prune < self.config.flap_window:
+            return
+        self._last_prune = now
+        horizon = now - self.config.flap_window
+        for fp, history in list(self._flaps.items()):
+            if not history or history[-1] < horizon:
+                del self._flaps[fp]
+        for fp, alert in list(self.live.items()):
+            resolved_long_ago = (
+                alert.status is AlertStatus.RESOLVED and (alert.ends_at or alert.starts_at) < horizon
+            )
+            if resolved_long_ago and alert.id not in self._group_of:
+                del self.live[fp]
 
     def _drop(self, g: _Group) -> None:
         """Forget a group that can no longer change (its rows stay in the store)."""
@@ -838,8 +870,6 @@ class IncidentPipeline:
             and g.firing()
         ):
             return  # flapping alerts hold their notifications
-        from detect.notify import render
-
         for hook in self.webhooks:
             fmt = hook.get("format", "cdevents")
             payload = render(fmt, event, inc, self.settings)
@@ -955,6 +985,7 @@ class IncidentPipeline:
             if g.incident.status is IncidentStatus.CLOSED:
                 raise ConflictError(f"incident {incident_id} is closed")
             at = max(self.clock(), self.now)
+            g.assigned = g.assigned or bool(team)
             g.incident = replace(g.incident, team=team or g.incident.team, assignee=assignee or g.incident.assignee,
                                  updated_at=at)  # fmt: skip
             self._note(g, TimelineEntry(at, "assigned", actor, f"assigned to {assignee or '-'} ({g.incident.team})",

@@ -29,7 +29,10 @@ from core.store import Store
 from core.telemetry import NOTIFICATIONS
 from detect.incident_repository import pending_notifications
 
-__all__ = ["Notifier", "cdevent", "render", "slack_message"]
+__all__ = ["FORMATS", "Notifier", "cdevent", "render", "slack_message"]
+
+#: Webhook payload formats ``render`` speaks.
+FORMATS = ("cdevents", "slack")
 
 log = logging.getLogger(__name__)
 

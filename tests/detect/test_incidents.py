@@ -99,8 +99,10 @@ def test_related_alerts_open_one_incident_with_priority_team_and_timeline(store:
     assert inc.alert_count == 2 and set(inc.services) == {"api", "db"}
     assert inc.origin_service == "db" and inc.team == "team-data", "the callee the others call is the origin"
     assert inc.priority in {"P1", "P2", "P3"} and "impact" in inc.priority_reason
-    kinds = [e.kind for e in repo.timeline_of(store, inc.id)]
-    assert kinds[0] == "opened" and kinds.count("alert") == 2
+    timeline = repo.timeline_of(store, inc.id)
+    kinds = [e.kind for e in timeline]
+    assert kinds == ["alert", "alert", "opened"], "two alerts, then the incident they opened"
+    assert [e.at for e in timeline] == sorted(e.at for e in timeline)
     api_alert = next(a for a in repo.alerts_of(store, inc.id) if a.service == "api")
     assert api_alert.inhibited_by, "the caller's symptom is inhibited by its dependency's alert"
 
