@@ -387,10 +387,13 @@ class IncidentPipeline:
         side = "high" if t.upward[k] else "low"
         onset = datetime.fromtimestamp(int(t.started[k]) / 1e6, UTC).replace(tzinfo=None)
         severity = "critical" if t.probability[k] >= 0.9 else "warning"
-        lab.update({"alertname": f"{metric} {side}", "metric": metric, "direction": side})
+        # the series, as a person reads it: errors are not requests (status_class="5xx")
+        extra = ", ".join(f'{key}="{val}"' for key, val in sorted(lab.items()) if key != "service")
+        name = f"{metric}{{{extra}}} {side}" if extra else f"{metric} {side}"
+        lab.update({"alertname": name, "metric": metric, "direction": side})
         self._fire(
             fp,
-            name=f"{metric} {side}",
+            name=name,
             at=at,
             starts_at=onset,
             service=lab.get("service", ""),
@@ -746,7 +749,9 @@ class IncidentPipeline:
         origin = self._origin(g) or inc.origin_service
         a = assess(services, g.members.values(), self.topology, major_services=self.config.major_services)
         first = min(g.members.values(), key=lambda m: (m.starts_at, m.id))
-        lead = next((m for m in g.members.values() if m.service == origin), first)
+        on_origin = [m for m in g.members.values() if m.service == origin]
+        # the title names the origin's most surprising alert (external alerts have no score: earliest)
+        lead = min(on_origin, key=lambda m: (-(m.score or 0.0), m.starts_at, m.id)) if on_origin else first
         extra = len(services) - 1
         title = f"{origin or lead.service or 'unknown'}: {lead.name}" + (
             f" (+{extra} services)" if extra > 0 else ""
