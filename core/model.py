@@ -414,7 +414,16 @@ class BudgetState(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class BudgetStatus:
-    """An SLO's error budget at one moment (budget = 100% - SLO)."""
+    """An SLO's error budget at one moment (budget = 100% - SLO).
+
+    ``sli`` is the good fraction over the SLO window (NaN with no data); ``good``/``total``
+    count events (Occurrences) or slices (timeslice methods). ``budget_remaining`` is the
+    fraction of the budget left (negative once overspent); ``bad_events`` and ``bad_minutes``
+    say the same in units people use. ``burn_rates`` maps alert windows (``5m``, ``1h``, ...)
+    to how many times faster than sustainable the budget burns; ``alerts`` names the burn-rate
+    tiers firing (``page``, ``ticket``); ``exhaustion_s`` is the time left at the current
+    (1 h) burn, None when not burning.
+    """
 
     slo: str
     at: datetime
@@ -422,11 +431,26 @@ class BudgetStatus:
     budget_remaining: float
     burn_rates: Mapping[str, float]
     state: BudgetState
+    service: str = ""
+    objective: float = 0.0
+    good: float = 0.0
+    total: float = 0.0
+    budget_consumed: float = 0.0
+    bad_events: float = 0.0
+    bad_minutes: float = 0.0
+    exhaustion_s: float | None = None
+    alerts: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
 class BacklogItem:
-    """Reliability work for the product backlog, with the evidence that justifies it."""
+    """Reliability work for the product backlog, with the evidence that justifies it.
+
+    One item per (SLO, contributing cause); ``status`` is ``open``, ``downgraded`` or
+    ``closed``; ``priority_score`` is WSJF (cost of delay over job size, see ``slo.policy``);
+    ``capacity_share`` the recommended share of team capacity for reliability work;
+    ``links`` maps tracker names to the created issue's URL.
+    """
 
     id: str
     slo: str
@@ -435,6 +459,12 @@ class BacklogItem:
     priority_score: float
     status: str
     evidence: Mapping[str, Any] = field(default_factory=dict)
+    service: str = ""
+    capacity_share: float = 0.0
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    closed_at: datetime | None = None
+    links: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
