@@ -21,6 +21,7 @@ from detect.incidents import IncidentPipeline
 from detect.notify import Notifier
 from ingest.queue import IngestQueue
 from ingest.remote_write import RemoteWriteDecoder
+from slo.engine import SloEngine, default_policy
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,8 @@ ROUTERS = (
     "anomalies",
     "incidents",
     "silences",
+    "backlog",
+    "slos",
 )
 VERSION = "0.1.0"
 
@@ -65,10 +68,14 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         app.state.engine.add_listener(app.state.incidents.offer_detection)
         app.state.queue.add_batch_listener(app.state.incidents.offer_batch)
         app.state.notifier = Notifier(db, max_attempts=settings.notify_retry_max)
+        app.state.slos = SloEngine(
+            db, settings, alerts=app.state.incidents.offer_batch, policy=default_policy(settings)
+        )
         if settings.detect_enabled:
             app.state.engine.start()
         app.state.incidents.start()
         app.state.notifier.start()
+        app.state.slos.start(settings.slo_interval_s)
         try:
             yield
         finally:
@@ -76,6 +83,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
             app.state.engine.stop()
             app.state.incidents.stop()
             app.state.notifier.stop()
+            app.state.slos.stop()
             if own:
                 db.close()
 

@@ -43,6 +43,8 @@ CLI_MODULES: tuple[str, ...] = (
     "cli_incidents",
     "cli_simulate",
     "cli_replay",
+    "cli_slo_status",
+    "cli_slo",
 )
 
 

@@ -11,16 +11,32 @@ from dataclasses import fields
 from datetime import UTC, datetime
 from typing import Any
 
-from core.model import Alert, Anomaly, Hypothesis, Incident, MaintenanceWindow, Silence, TimelineEntry
+from core.model import (
+    Alert,
+    Anomaly,
+    BacklogItem,
+    BudgetStatus,
+    Hypothesis,
+    Incident,
+    MaintenanceWindow,
+    Silence,
+    TimelineEntry,
+)
+from slo.backlog_repository import Delivery
+from slo.spec import RatioSli, SloSpec, ThresholdSli
 
 __all__ = [
     "alert_to_wire",
     "anomaly_to_wire",
+    "backlog_item_to_wire",
+    "budget_point_to_wire",
     "hypothesis_to_wire",
     "incident_detail_to_wire",
     "incident_to_wire",
+    "indicator_to_wire",
     "iso_utc",
     "silence_to_wire",
+    "slo_to_wire",
     "timeline_to_wire",
     "window_to_wire",
 ]
@@ -165,3 +181,96 @@ def incident_detail_to_wire(
         "alerts": [alert_to_wire(a) for a in alerts],
         "timeline": [timeline_to_wire(e) for e in timeline],
     }
+
+
+def _finite(x: float | None) -> float | None:
+    return None if x is None or x != x or x in (float("inf"), float("-inf")) else x
+
+
+def indicator_to_wire(spec: SloSpec) -> dict[str, Any]:
+    """An SLO's indicator, as a reader wants it: its kind and selectors or event types."""
+    sli = spec.sli
+    if isinstance(sli, RatioSli):
+        return {
+            "kind": "ratio",
+            "good": sli.good.text if sli.good else None,
+            "bad": sli.bad.text if sli.bad else None,
+            "total": sli.total.text,
+            "counter": sli.counter,
+        }
+    if isinstance(sli, ThresholdSli):
+        return {"kind": "threshold", "metric": sli.metric.text, "op": sli.op, "threshold": sli.threshold}
+    return {"kind": "events", "total_type": sli.total_type, "bad_type": sli.bad_type, "service": sli.service}
+
+
+def slo_to_wire(spec: SloSpec, status: BudgetStatus | None) -> dict[str, Any]:
+    """An SLO with its latest status (``opsloop slo status --json`` and ``GET /api/v1/slos``).
+
+    ``sli`` is the measured good fraction over the SLO window (null without data);
+    ``budget_remaining`` the fraction of the error budget left (negative once overspent);
+    ``burn_rates`` maps each alert window to its burn rate.
+    """
+    return {
+        "name": spec.name,
+        "service": spec.service,
+        "objective": spec.objective,
+        "window": spec.window.duration,
+        "rolling": spec.window.rolling,
+        "budgeting_method": spec.budgeting_method.value,
+        "indicator": indicator_to_wire(spec),
+        "sli": _finite(status.sli) if status else None,
+        "error_budget": 1.0 - spec.objective,
+        "budget_remaining": status.budget_remaining if status else None,
+        "budget_consumed": status.budget_consumed if status else None,
+        "bad_events": status.bad_events if status else None,
+        "bad_minutes": status.bad_minutes if status else None,
+        "burn_rates": dict(status.burn_rates) if status else {},
+        "alerts": list(status.alerts) if status else [],
+        "exhaustion_s": _finite(status.exhaustion_s) if status else None,
+        "state": status.state.value if status else None,
+        "evaluated_at": iso_utc(status.at) if status else None,
+    }
+
+
+def budget_point_to_wire(s: BudgetStatus) -> dict[str, Any]:
+    """One point of an SLO's history."""
+    return {
+        "at": iso_utc(s.at),
+        "sli": _finite(s.sli),
+        "budget_remaining": s.budget_remaining,
+        "burn_rates": dict(s.burn_rates),
+        "state": s.state.value,
+        "alerts": list(s.alerts),
+    }
+
+
+def backlog_item_to_wire(
+    item: BacklogItem, revision: int | None = None, deliveries: Sequence[Delivery] = ()
+) -> dict[str, Any]:
+    """A reliability backlog item (``GET /api/v1/backlog``, tracker webhooks); with ``deliveries``,
+    ``links`` names each tracker's issue URL and ``deliveries`` says what each tracker holds."""
+    links = {**dict(item.links), **{d.tracker: d.url for d in deliveries if d.url}}
+    out: dict[str, Any] = {
+        "id": item.id,
+        "slo": item.slo,
+        "cause": item.cause,
+        "service": item.service,
+        "title": item.title,
+        "status": item.status,
+        "priority_score": item.priority_score,
+        "capacity_share": item.capacity_share,
+        "revision": revision,
+        "created_at": _iso(item.created_at),
+        "updated_at": _iso(item.updated_at),
+        "closed_at": _iso(item.closed_at),
+        "links": links,
+        "evidence": dict(item.evidence),
+    }
+    if deliveries:
+        out["deliveries"] = [
+            {"tracker": d.tracker, "external_id": d.external_id or None, "url": d.url or None,
+             "status": d.status, "revision": d.revision, "attempts": d.attempts,
+             "last_error": d.last_error or None, "synced_at": _iso(d.synced_at)}
+            for d in deliveries
+        ]  # fmt: skip
+    return out

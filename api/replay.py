@@ -9,6 +9,7 @@ a live run of the same data would.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,6 +23,8 @@ from detect.correlate import Topology
 from detect.engine import DetectionEngine
 from detect.incidents import IncidentPipeline, PipelineConfig
 from ingest.scenario import open_scenario
+from slo.engine import PolicyHook, SloEngine, default_policy
+from slo.repository import last_evaluated
 
 __all__ = ["ReplayResult", "replay"]
 
@@ -47,6 +50,9 @@ def replay(
     config: PipelineConfig | None = None,
     step_s: float | None = None,
     chunk_s: float = 3600.0,
+    until: datetime | None = None,
+    slo_every_s: float = 600.0,
+    policy: PolicyHook | None = None,
     progress: Callable[[int, datetime], None] | None = None,
 ) -> ReplayResult:
     """Stream the scenario at ``path`` into the store at ``db`` through detection and incidents.
@@ -54,6 +60,12 @@ def replay(
     Slices of ``step_s`` (default: the scenario's sample interval) are committed ``chunk_s``
     at a time (fewer, larger transactions); the incident pipeline still runs its time-driven
     steps at every ``step_s`` in event time, so the chunk size does not change the result.
+
+    The scenario's ``slos/*.yaml`` are loaded and evaluated every ``slo_every_s`` of event
+    time; their burn-rate alerts join the incident pipeline and ``policy`` (default: the
+    error-budget policy with the trackers the settings configure) turns budget burn into
+    backlog items. ``until`` stops at that event time; a later replay of the same directory
+    into the same database resumes (already committed data is skipped by its digest).
     """
     started = time.perf_counter()
     settings = settings or Settings(db=db)
@@ -70,12 +82,18 @@ def replay(
             store, settings, config=config, topology=Topology(scenario.topology), webhooks=[]
         )
         engine.add_listener(pipeline.offer_detection)
+        slos = SloEngine(store, settings, alerts=pipeline.offer_batch,
+                         policy=policy if policy is not None else default_policy(settings))  # fmt: skip
+        for spec_file in scenario.slos:
+            slos.load(spec_file.read_text())
+        slo_step = timedelta(seconds=slo_every_s)
+        last_slo = last_evaluated(store)
         tick = timedelta(seconds=step_s)
         pending: list[WriteBatch] = []
         chunk_start: datetime | None = None
 
         def flush(until: datetime) -> None:
-            nonlocal points, rows
+            nonlocal points, rows, last_slo
             if pending:
                 store.write_many(pending)
                 for batch in pending:
@@ -84,10 +102,24 @@ def replay(
                     rows += batch.rows
                 pending.clear()
             engine.catch_up()
+            if slos.specs and first is not None:
+                # every multiple of slo_step after the last evaluation (or the first data), up to
+                # ``until``; the pipeline first catches up to that time, so the policy sees the
+                # incidents open then, and the SLO alerts join it in event-time order
+                epoch = datetime(1970, 1, 1)
+                begin = last_slo + slo_step if last_slo is not None else first
+                t = epoch + slo_step * math.ceil((begin - epoch) / slo_step)
+                while t <= until:
+                    pipeline.process(now=t, tick_every=tick, hold_future=True)
+                    slos.evaluate_at(t)
+                    last_slo = t
+                    t += slo_step
             pipeline.process(now=until, tick_every=tick)
 
         for piece in scenario.slices(step_s):
-            pending.extend(b for b in piece.batches if b.rows)
+            if until is not None and piece.start >= until:
+                break
+            pending.extend(b for b in piece.batches if b.rows or b.series is not None)
             chunk_start = chunk_start or piece.start
             first = first or piece.start
             last = piece.end

@@ -42,6 +42,7 @@ The same seed and arguments give byte-identical files.
 from __future__ import annotations
 
 import json
+import math
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -50,6 +51,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import yaml
 from scipy.signal import lfilter
 
 from core.errors import ConfigError
@@ -329,6 +331,7 @@ def simulate(
         _write_metrics(root, estate, observed, times),
         _write_logs(rng, root, estate, faulted, plans, found, z, times, interval_s),
         _write_events(root, estate, fault_changes + herring_changes),
+        _write_slos(root, estate, base),
     ]
     summary = SimulationSummary(
         out=root,
@@ -818,6 +821,58 @@ def _observe(
 # =========================================================================== helpers
 
 
+def _write_slos(root: Path, estate: _Estate, base: _Signals) -> Path:
+    """OpenSLO documents for each consumer-facing service: availability and p99 latency.
+
+    Availability: non-5xx requests over all requests (the ``:rate`` gauges replay makes of
+    the request counter) over a rolling 7 days, with a budget of twice the service's
+    normal error fraction (rounded up to 0.1 %): what a team that knows its service would set.
+    Latency: a one-minute slice is good when p99 stays under twice the service's normal p99
+    (the 99.9th percentile of its fault-free p99), 99 % of slices over the same window.
+    """
+    docs: list[dict[str, Any]] = []
+    rate = METRIC_NAMES["http.server.request.count"].removesuffix("_total") + ":rate"
+    for i, svc in enumerate(estate.services):
+        if not svc.consumer_facing:
+            continue
+        threshold = float(f"{np.percentile(base.latency[i], 99.9) * 2.0:.2g}")
+        budget = math.ceil(2.0 * float(base.error_fraction[i].mean()) * 1000.0) / 1000.0
+        objective = round(1.0 - max(budget, 0.001), 3)
+        docs.append({
+            "apiVersion": "openslo/v1", "kind": "SLO",
+            "metadata": {"name": f"{svc.name}-availability", "displayName": f"{svc.name} availability"},
+            "spec": {
+                "service": svc.name, "budgetingMethod": "Occurrences",
+                "timeWindow": [{"duration": "7d", "isRolling": True}],
+                "objectives": [{"displayName": f"{objective:.1%} non-5xx", "target": objective}],
+                "indicator": {"metadata": {"name": f"{svc.name}-non-5xx"}, "spec": {"ratioMetric": {
+                    "counter": False,
+                    "good": {"metricSource": {"type": "Prometheus", "spec": {
+                        "query": f'sum({rate}{{service="{svc.name}",status_class!="5xx"}})'}}},
+                    "total": {"metricSource": {"type": "Prometheus", "spec": {
+                        "query": f'sum({rate}{{service="{svc.name}"}})'}}},
+                }}},
+            },
+        })  # fmt: skip
+        p99 = METRIC_NAMES["http.server.request.duration.p99"]
+        docs.append({
+            "apiVersion": "openslo/v1", "kind": "SLO",
+            "metadata": {"name": f"{svc.name}-latency", "displayName": f"{svc.name} p99 latency"},
+            "spec": {
+                "service": svc.name, "budgetingMethod": "Timeslices",
+                "timeWindow": [{"duration": "7d", "isRolling": True}],
+                "objectives": [{"displayName": f"p99 <= {threshold}s", "op": "lte", "value": threshold,
+                                "target": 0.99, "timeSliceTarget": 1.0, "timeSliceWindow": "1m"}],
+                "indicator": {"metadata": {"name": f"{svc.name}-p99"}, "spec": {"thresholdMetric": {
+                    "metricSource": {"type": "Prometheus", "spec": {"query": f'{p99}{{service="{svc.name}"}}'}},
+                }}},
+            },
+        })  # fmt: skip
+    path = root / "slos" / "slos.yaml"
+    path.write_text(yaml.safe_dump_all(docs, sort_keys=False))
+    return path
+
+
 def _rfc3339(ts: int) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -828,11 +883,11 @@ def _prepare(root: Path, force: bool) -> None:
     if root.exists() and any(root.iterdir()):
         if not force:
             raise ConfigError(f"{root} is not empty (use --force to replace a scenario)")
-        for sub in ("metrics", "logs", "events"):
+        for sub in ("metrics", "logs", "events", "slos"):
             shutil.rmtree(root / sub, ignore_errors=True)
         for name in ("topology.yaml", "truth.json"):
             (root / name).unlink(missing_ok=True)
-    for sub in ("metrics", "logs", "events"):
+    for sub in ("metrics", "logs", "events", "slos"):
         (root / sub).mkdir(parents=True, exist_ok=True)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -63,5 +63,28 @@ class Settings(BaseSettings):
         default_factory=list,
         description='outgoing webhooks, JSON: [{"url": "...", "format": "cdevents|slack"}]',
     )
+    slo_interval_s: float = Field(default=60.0, description="seconds between SLO evaluations in the server")
     notify_retry_max: int = Field(default=8, description="delivery attempts before a notification is dropped")
     public_url: str = Field(default="http://127.0.0.1:8080", description="base URL used in links we send")
+    # error-budget policy -> reliability backlog, and the trackers it is delivered to (slo.policy, slo.trackers)
+    backlog_close_above: float = Field(
+        default=0.5, ge=0.0, le=1.0, description="budget fraction remaining at which a backlog item closes"
+    )
+    backlog_recurrence_min: int = Field(default=3, ge=2, description="incidents of one cause that recur")
+    backlog_update_step: float = Field(
+        default=0.05, gt=0.0, description="budget consumption change worth a new item revision"
+    )
+    backlog_github_repo: str = Field(default="", description="owner/repo for backlog issues ('' = off)")
+    backlog_github_token: SecretStr = Field(default=SecretStr(""), description="GitHub token (bearer)")
+    backlog_github_api: str = "https://api.github.com"
+    backlog_github_labels: list[str] = Field(default_factory=lambda: ["opsloop", "reliability"])
+    backlog_jira_url: str = Field(default="", description="Jira base URL ('' = off)")
+    backlog_jira_project: str = ""
+    backlog_jira_email: str = Field(default="", description="Jira Cloud user; '' = bearer PAT (Data Center)")
+    backlog_jira_token: SecretStr = Field(default=SecretStr(""), description="Jira API token or PAT")
+    backlog_jira_api_version: int = Field(default=3, ge=2, le=3, description="2: plain text, 3: ADF")
+    backlog_jira_issue_type: str = "Task"
+    backlog_jira_close_transition: str = Field(
+        default="", description="transition id applied when an item closes ('' = comment only)"
+    )
+    backlog_webhook_url: str = Field(default="", description="POST each backlog change as JSON here")

@@ -91,3 +91,7 @@ NOTIFICATIONS = Counter(
     ["channel", "outcome"],
     registry=REGISTRY,
 )
+BACKLOG_DELIVERIES = Counter(
+    "opsloop_backlog_deliveries", "Backlog item pushes to trackers, by tracker and outcome.", ["tracker", "outcome"],
+    registry=REGISTRY,
+)  # fmt: skip

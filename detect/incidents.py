@@ -70,6 +70,8 @@ log = logging.getLogger(__name__)
 
 MAINTENANCE_EVENT = "dev.opsloop.maintenance.scheduled"
 CDEVENTS_INCIDENT = "dev.cdevents.incident."
+#: severities that join incidents but never open one (an SLO's slow burn is a ticket, not a page)
+_NO_PAGE = frozenset({"ticket", "info", "informational", "none"})
 _ACTIVE = (IncidentStatus.OPEN, IncidentStatus.ACKNOWLEDGED, IncidentStatus.MITIGATED)
 
 
@@ -220,6 +222,8 @@ class IncidentPipeline:
         self._outbox: list[repo.Notification] = []
         self.now = datetime(1970, 1, 1)
         self._next_tick: datetime | None = None
+        self._held: list[tuple[datetime, int, Callable[[], None]]] = []  # inputs stamped after ``now``
+        self._step_seq = 0
         self._last_prune = datetime(1970, 1, 1)
         #: when a list, every queued input's seconds from queued to committed are appended (benches)
         self.latencies: list[float] | None = None
@@ -289,12 +293,16 @@ class IncidentPipeline:
 
     # ------------------------------------------------------------------ one round
 
-    def process(self, now: datetime | None = None, tick_every: timedelta | None = None) -> None:
+    def process(
+        self, now: datetime | None = None, tick_every: timedelta | None = None, hold_future: bool = False
+    ) -> None:
         """Drain the queue, apply time-driven steps up to ``now`` (event time), persist the round.
 
         Inputs are applied in event-time order. With ``tick_every`` (replay), time-driven steps
         also run at every multiple of it between inputs, exactly as a live server's periodic
-        rounds would, so one call over an hour of data equals sixty calls a minute apart.
+        rounds would, so one call over an hour of data equals sixty calls a minute apart. With
+        ``hold_future``, inputs stamped after ``now`` wait for a later call (a replay stops at
+        ``now`` to let the SLO engine evaluate there before time moves on).
         """
         with self._cv:
             items = list(self._inbox)
@@ -306,14 +314,20 @@ class IncidentPipeline:
                     self._detection_steps(item, steps)
                 elif isinstance(item, WriteBatch):
                     self._batch_steps(item, steps)
+            steps = self._held + [(at, self._step_seq + i, fn) for i, (at, _, fn) in enumerate(steps)]
+            self._step_seq += len(steps)
             steps.sort(key=lambda s: (s[0], s[1]))
+            end = _naive(now) if now is not None else None
+            self._held = [st for st in steps if hold_future and end is not None and st[0] > end]
             for at, _, apply in steps:
+                if hold_future and end is not None and at > end:
+                    break
                 if tick_every is not None:
                     self._advance(at, tick_every)
                 apply()
                 if at > self.now:
                     self.now = at
-            end = _naive(now) if now is not None else self.now
+            end = end if end is not None else self.now
             if tick_every is not None:
                 self._advance(end, tick_every)
             if end > self.now:
@@ -663,13 +677,19 @@ class IncidentPipeline:
 
     def _effective(self, g: _Group, at: datetime) -> list[Alert]:
         """One alert per condition that may open an incident: its latest episode, not held by a
-        deploy, not flapping (re-fires of one condition count once)."""
+        deploy, not flapping, not ticket/info severity (re-fires of one condition count once)."""
         latest: dict[str, Alert] = {}
         for a in g.members.values():
             seen = latest.get(a.fingerprint)
             if seen is None or a.starts_at >= seen.starts_at:
                 latest[a.fingerprint] = a
-        return [a for a in latest.values() if (a.held_until is None or a.held_until <= at) and not a.flapping]
+        return [
+            a
+            for a in latest.values()
+            if (a.held_until is None or a.held_until <= at)
+            and not a.flapping
+            and a.severity.lower() not in _NO_PAGE
+        ]
 
     def _maybe_promote(self, g: _Group, at: datetime) -> None:
         if g.incident is not None:
