@@ -43,6 +43,7 @@ bench: $(STAMP)
 	$(BIN)/opsloop bench e2e
 	$(BIN)/opsloop bench incidents
 	$(BIN)/opsloop bench correlation
+	$(BIN)/opsloop bench slo
 	@if [ -d $(NAB) ]; then $(BIN)/opsloop bench nab --data $(NAB); else echo "NAB data not at $(NAB): set NAB=path"; fi
 
 serve: $(STAMP)

@@ -253,6 +253,30 @@ def bench_correlation(
     Console().print(table)
 
 
+@bench_app.command("slo")
+def bench_slo(
+    as_json: JsonOption = False,
+    slos: Annotated[int, typer.Option("--slos", min=1, help="SLOs (each with its own two series)")] = 1000,
+    days: Annotated[int, typer.Option("--days", min=1, help="days of 1-minute data")] = 30,
+) -> None:
+    """Evaluate N SLOs over D days of 1-minute data once; print the time and the ratio to a bare scan."""
+    from bench.slo_speed import run_slo_speed
+
+    err = Console(stderr=True)
+    with err.status("loading") as status:
+        result = run_slo_speed(slos, days, progress=lambda msg: status.update(msg))
+    if as_json:
+        print(json.dumps(result))
+        return
+    table = Table("figure", "value", title=f"opsloop SLO evaluation: {slos:,} SLOs x {days} days")
+    table.add_row("points read", f"{result['points']:,}")
+    table.add_row("evaluate every SLO (target <= 5 s)", f"{result['evaluate_s']:.2f} s")
+    table.add_row("bare DuckDB scan of the same rows", f"{result['scan_s']:.2f} s")
+    table.add_row("ratio to the scan", f"{result['ratio_to_scan']:.1f}x")
+    table.add_row("states", ", ".join(f"{k} {v}" for k, v in sorted(result["states"].items())))
+    Console().print(table)
+
+
 def register(app: typer.Typer) -> None:
     """Add the ``bench`` group."""
     app.add_typer(bench_app, name="bench")

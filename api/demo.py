@@ -419,7 +419,7 @@ def show_incidents(db: str, console: Console) -> list[dict[str, Any]]:
     scenario, incidents_db = Path(f"{base}-scenario"), f"{base}-incidents.duckdb"
     for suffix in ("", ".wal"):
         Path(incidents_db + suffix).unlink(missing_ok=True)
-    summary = simulate(scenario, seed=1, force=True)
+    summary = simulate(scenario, seed=3, force=True)
     console.print(
         f"[bold]6.[/] [green]opsloop simulate --out {scenario} --seed 1[/]: {summary.services} services, "
         f"{summary.series} series, {summary.points:,} points over 2 days, {len(summary.faults)} injected faults, "
@@ -446,7 +446,46 @@ def show_incidents(db: str, console: Console) -> list[dict[str, Any]]:
         f"   {score.detected}/{score.faults} faults became incidents; {score.true_incidents}/{score.incidents} "
         f"incidents are real faults; {score.alerts} alerts in all; time to detect (sample intervals): {ttd}"
     )
+    show_slos(incidents_db, console)
     return items
+
+
+def show_slos(db: str, console: Console) -> None:
+    """The scenario's SLOs at the end of the replay, and the backlog items the budget policy made."""
+    from api.cli_slo_status import slo_table
+    from api.convert import slo_to_wire
+    from core.store import Store
+    from slo.backlog_repository import list_items
+    from slo.repository import latest_statuses, load_specs
+
+    console.print(
+        "[bold]8.[/] the error-budget loop: SLOs evaluated every 10 min of event time during the replay"
+    )
+    with Store(db, read_only=True) as store:
+        statuses = latest_statuses(store)
+        slos = [slo_to_wire(spec, statuses.get(spec.name)) for spec in load_specs(store)]
+        items = list_items(store, limit=20)
+        lowest = store.query("SELECT slo, min(budget_remaining) FROM slo_snapshots GROUP BY slo ORDER BY slo")
+    console.print(slo_table(slos, title="SLOs (opsloop slo status --db ...)"))
+    console.print("   lowest budget left during the run: " + ", ".join(f"{n} {v:.0%}" for n, v in lowest))
+    table = Table(
+        "item",
+        "SLO",
+        "cause",
+        "status",
+        "WSJF",
+        "capacity",
+        "title",
+        title="product backlog (GET /api/v1/backlog)",
+    )
+    for stored in items:
+        item = stored.item
+        table.add_row(item.id, item.slo, item.cause, item.status, f"{item.priority_score:.2f}",
+                      f"{item.capacity_share:.0%}", item.title)  # fmt: skip
+    if items:
+        console.print(table)
+    else:
+        console.print("   no SLO was at risk, so the policy filed nothing")
 
 
 def _metric(text: str, name: str) -> float:

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -101,9 +102,31 @@ def _series_index(store: Store, metrics: set[str]) -> dict[str, list[tuple[int, 
     return index
 
 
-def _matching(index: dict[str, list[tuple[int, dict[str, str]]]], selector: Selector) -> list[int]:
-    candidates = index.get(selector.metric, [])
-    return [sid for sid, lab in candidates if all(m.matches(lab) for m in selector.matchers)]
+class _SeriesIndex:
+    """Series by metric name, and by (name, label, value) for the selectors' equality matchers,
+    so matching a thousand selectors against a thousand series of one metric stays cheap."""
+
+    def __init__(self, by_name: dict[str, list[tuple[int, dict[str, str]]]]) -> None:
+        self.by_name = by_name
+        self._by_label: dict[tuple[str, str], dict[str, list[tuple[int, dict[str, str]]]]] = {}
+
+    def candidates(self, selector: Selector) -> list[tuple[int, dict[str, str]]]:
+        name = selector.metric
+        equal = next((m for m in selector.matchers if m.op == "=" and m.name != "__name__" and m.value), None)
+        if equal is None:
+            return self.by_name.get(name, [])
+        key = (name, equal.name)
+        table = self._by_label.get(key)
+        if table is None:
+            table = {}
+            for sid, lab in self.by_name.get(name, []):
+                table.setdefault(lab.get(equal.name, ""), []).append((sid, lab))
+            self._by_label[key] = table
+        return table.get(equal.value, [])
+
+
+def _matching(index: _SeriesIndex, selector: Selector) -> list[int]:
+    return [sid for sid, lab in index.candidates(selector) if all(m.matches(lab) for m in selector.matchers)]
 
 
 def _mapping(store: Store, specs: Sequence[SloSpec]) -> pa.Table:
@@ -115,7 +138,7 @@ def _mapping(store: Store, specs: Sequence[SloSpec]) -> pa.Table:
             metrics.update(s.metric for s in (sli.total, sli.good, sli.bad) if s is not None)
         elif isinstance(sli, ThresholdSli):
             metrics.add(sli.metric.metric)
-    index = _series_index(store, metrics)
+    index = _SeriesIndex(_series_index(store, metrics))
     slo_idx: list[int] = []
     roles: list[str] = []
     ids: list[int] = []
@@ -215,19 +238,29 @@ def _excluded(
     )
 
 
-_SLICES_SQL = """
+_POINTS_CTE = """
 WITH pts AS (
     SELECT m.slo, m.role, m.counter, p.series_id, p.ts, p.value
     FROM points p JOIN mapping m ON p.series_id = m.series_id
     WHERE p.ts >= $scan_start AND p.ts < $at AND p.value IS NOT NULL AND isfinite(p.value)
 ),
-counted AS (  -- counters count as increases; a drop is a reset (the new value is the increase)
+counted AS (  -- gauges count their values; counters their increases (a drop is a reset)
+    SELECT slo, role, ts, value AS raw, value FROM pts WHERE NOT counter
+    UNION ALL
     SELECT slo, role, ts, value AS raw,
-           CASE WHEN NOT counter THEN value
-                ELSE (CASE WHEN value >= lag(value) OVER w THEN value - lag(value) OVER w
-                           WHEN lag(value) OVER w IS NULL THEN NULL ELSE value END) END AS value
-    FROM pts WINDOW w AS (PARTITION BY series_id ORDER BY ts)
+           CASE WHEN value >= lag(value) OVER w THEN value - lag(value) OVER w
+                WHEN lag(value) OVER w IS NULL THEN NULL ELSE value END AS value
+    FROM pts WHERE counter WINDOW w AS (PARTITION BY series_id, role ORDER BY ts)
 ),
+"""
+
+_GOOD_POINT = """(
+    (pr.op = '<=' AND c.raw <= pr.threshold) OR (pr.op = '<' AND c.raw < pr.threshold) OR
+    (pr.op = '>=' AND c.raw >= pr.threshold) OR (pr.op = '>' AND c.raw > pr.threshold))"""
+
+_SLICES_SQL = (
+    _POINTS_CTE
+    + """
 metric_slices AS (
     SELECT c.slo,
            time_bucket(to_seconds(pr.slice_s), c.ts, TIMESTAMP '1970-01-01') AS slice,
@@ -235,9 +268,9 @@ metric_slices AS (
            sum(c.value) FILTER (WHERE c.role = 'bad') AS bad,
            sum(c.value) FILTER (WHERE c.role = 'total') AS total,
            count(*) FILTER (WHERE c.role = 'metric') AS points,
-           count(*) FILTER (WHERE c.role = 'metric' AND (
-               (pr.op = '<=' AND c.raw <= pr.threshold) OR (pr.op = '<' AND c.raw < pr.threshold) OR
-               (pr.op = '>=' AND c.raw >= pr.threshold) OR (pr.op = '>' AND c.raw > pr.threshold))) AS points_good
+           count(*) FILTER (WHERE c.role = 'metric' AND """
+    + _GOOD_POINT
+    + """) AS points_good
     FROM counted c JOIN params pr ON c.slo = pr.slo
     WHERE c.value IS NOT NULL OR c.role = 'metric'
     GROUP BY ALL
@@ -259,6 +292,72 @@ slices AS (SELECT * FROM metric_slices UNION ALL BY NAME SELECT * FROM event_sli
 SELECT s.* FROM slices s
 WHERE NOT EXISTS (SELECT 1 FROM excluded x WHERE x.slo = s.slo AND s.slice >= x.t_from AND s.slice < x.t_to)
 """
+)
+
+
+def _gauge_bands(
+    store: Store, mapping: pa.Table, edges: list[datetime], start: datetime, at: datetime
+) -> pa.Table:
+    """Occurrences over gauges need no slices: one pass sums each series' points since every
+    window start (alert windows and SLO windows: ``sum(value) FILTER (WHERE ts >= edge)``,
+    grouped by series only), differences of those give the bands between consecutive starts,
+    and the series add up per SLO and role. Rows are stamped with their band's start, so
+    ``aggregate`` reads them exactly as it reads slices."""
+    edges = sorted({*edges, start}, reverse=True)  # newest first; the scan start closes the list
+    sums = ", ".join(
+        f"sum(value) FILTER (WHERE ts >= TIMESTAMP '{e.isoformat(sep=' ')}') AS s{k}"
+        for k, e in enumerate(edges)
+    )
+    sql = f"""
+        SELECT series_id, {sums} FROM points
+        WHERE ts >= $scan_start AND ts < $at AND series_id IN (SELECT series_id FROM fast_series)
+          AND value IS NOT NULL AND isfinite(value)
+        GROUP BY series_id
+    """
+    with store.reader() as cur:
+        cur.register("fast_series", pa.table({"series_id": pc.unique(mapping["series_id"])}))
+        per_series = cur.sql(sql, params={"scan_start": start, "at": at}).to_arrow_table()
+    index = {int(sid): k for k, sid in enumerate(per_series.column("series_id").to_pylist())}
+    since = np.column_stack(
+        [np.nan_to_num(per_series.column(f"s{k}").to_numpy(zero_copy_only=False).astype(np.float64))
+         for k in range(len(edges))]
+    ) if per_series.num_rows else np.zeros((0, len(edges)))  # fmt: skip
+    bands = np.diff(np.column_stack([np.zeros(len(since)), since]), axis=1) if len(since) else since
+    rows_slo, rows_slice, rows_role, rows_v = [], [], [], []
+    for slo, role, sid in zip(mapping["slo"].to_pylist(), mapping["role"].to_pylist(),
+                              mapping["series_id"].to_pylist(), strict=True):  # fmt: skip
+        k = index.get(int(sid))
+        if k is None:
+            continue
+        rows_slo.extend([slo] * len(edges))
+        rows_slice.extend(edges)
+        rows_role.extend([role] * len(edges))
+        rows_v.append(bands[k])
+    if not rows_slo:
+        return pa.table(
+            {c: pa.array([], t) for c, t in zip(_SLICE_COLUMNS, _SLICE_SCHEMA.types, strict=True)}
+        )
+    long = pa.table({
+        "slo": pa.array(rows_slo, pa.int32()), "slice": pa.array(rows_slice, pa.timestamp("us")),
+        "role": pa.array(rows_role, pa.string()), "v": pa.array(np.concatenate(rows_v)),
+    })  # fmt: skip
+    con = duckdb.connect()
+    try:
+        con.register("long", long)
+        return con.sql(
+            "SELECT slo, slice, sum(v) FILTER (WHERE role = 'good') AS good, "
+            "sum(v) FILTER (WHERE role = 'bad') AS bad, sum(v) FILTER (WHERE role = 'total') AS total, "
+            "0::BIGINT AS points, 0::BIGINT AS points_good FROM long GROUP BY ALL"
+        ).to_arrow_table()
+    finally:
+        con.close()
+
+
+_SLICE_COLUMNS = ["slo", "slice", "good", "bad", "total", "points", "points_good"]
+_SLICE_SCHEMA = pa.schema(
+    [("slo", pa.int32()), ("slice", pa.timestamp("us")), ("good", pa.float64()), ("bad", pa.float64()),
+     ("total", pa.float64()), ("points", pa.int64()), ("points_good", pa.int64())]
+)  # fmt: skip
 
 
 def scan_start_for(specs: Sequence[SloSpec], at: datetime, config: EvaluationConfig) -> datetime:
@@ -364,7 +463,26 @@ def evaluate(
     if not specs:
         return []
     config = config or EvaluationConfig.default()
-    slices = compute_slices(store, specs, scan_start_for(specs, at, config), at, maintenance)
+    start = scan_start_for(specs, at, config)
+    mapping = _mapping(store, specs)
+    excluded = _excluded(specs, maintenance, start, at)
+    excluding = set(excluded.column("slo").to_pylist())
+    fast = {
+        i for i, spec in enumerate(specs)
+        if spec.budgeting_method is BudgetingMethod.OCCURRENCES and isinstance(spec.sli, RatioSli)
+        and not spec.sli.counter and i not in excluding
+    }  # fmt: skip
+    in_fast = pc.is_in(mapping["slo"], pa.array(sorted(fast), pa.int32()))
+    tables = []
+    if len(fast) < len(specs):
+        tables.append(
+            compute_slices(store, specs, start, at, maintenance, mapping.filter(pc.invert(in_fast)))
+        )
+    if fast:
+        edges = {at - timedelta(minutes=minutes) for _, minutes in _window_minutes(config)}
+        edges |= {window_bounds(specs[i].window, at)[0] for i in fast}
+        tables.append(_gauge_bands(store, mapping.filter(in_fast), sorted(edges, reverse=True), start, at))
+    slices = pa.concat_tables([t.select(_SLICE_COLUMNS).cast(_SLICE_SCHEMA) for t in tables])
     return aggregate(slices, specs, at, config)
 
 

@@ -45,6 +45,8 @@ def test_demo_runs_every_format_and_the_notebook_reads_its_database(
     incidents = summary["incidents"]
     assert incidents and all(i["priority"] in {"P1", "P2", "P3", "P4"} and i["team"] for i in incidents)
     assert "6/6 faults became incidents" in out.getvalue(), out.getvalue()[-3000:]
+    # SLOs: the table, and the backlog items the error-budget policy filed for the budgets at risk
+    assert "SLOs (opsloop slo status" in out.getvalue() and "product backlog" in out.getvalue()
 
     monkeypatch.setenv("OPSLOOP_DB", db)
     monkeypatch.chdir(tmp_path)
