@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pytest
 import typer
+import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
@@ -118,6 +119,7 @@ def test_same_seed_writes_the_same_bytes_and_another_seed_does_not(tmp_path: Pat
         "events/changes.jsonl",
         "logs/app.jsonl",
         "metrics/services.jsonl",
+        "slos/slos.yaml",
         "topology.yaml",
         "truth.json",
     ]
@@ -407,3 +409,15 @@ def test_the_cli_prints_the_json_contract(tmp_path: Path) -> None:
 def test_impossible_requests_are_refused(tmp_path: Path, kwargs: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         simulate(tmp_path / "x", **kwargs)
+
+
+def test_the_scenario_ships_valid_slos_for_its_consumer_facing_services(tmp_path: Path) -> None:
+    from slo.spec import load_openslo
+
+    simulate(tmp_path / "s", seed=5, days=0.5, faults=1, services=10)
+    specs = load_openslo((tmp_path / "s" / "slos" / "slos.yaml").read_text())
+    topology = yaml.safe_load((tmp_path / "s" / "topology.yaml").read_text())
+    facing = {s["name"] for s in topology["services"] if s.get("consumer_facing")}
+    assert facing and {s.service for s in specs} == facing
+    assert {s.budgeting_method.value for s in specs} == {"Occurrences", "Timeslices"}
+    assert all(0.9 < s.objective < 1.0 for s in specs)
