@@ -120,6 +120,12 @@ class PipelineConfig:
         )
 
 
+def _symptom(alert: Alert) -> bool:
+    """SLO burn alerts look back hours to days and outlive their cause: they join incidents but
+    do not keep one open to later, unrelated alerts (a symptom alert does)."""
+    return alert.source != "slo" and bool(alert.service)
+
+
 @dataclass(slots=True)
 class _Group:
     """Alerts that belong together; becomes an incident once promoted."""
@@ -138,10 +144,14 @@ class _Group:
     svc_seen: dict[str, datetime] = field(default_factory=dict)  # service -> its alerts' latest activity
 
     def active_services(self, at: datetime, window: timedelta) -> set[str]:
-        """Services with a firing alert, or with alert activity within ``window`` before ``at``."""
-        out = {self.members[i].service for i in self.firing_ids if self.members[i].service}
+        """Services with a firing symptom alert, or with alert activity within ``window`` before ``at``."""
+        out = {self.members[i].service for i in self.firing_ids if _symptom(self.members[i])}
         out.update(s for s, t in self.svc_seen.items() if at - t <= window)
         return out
+
+    def has_live_symptom(self) -> bool:
+        """Whether a symptom alert (not an SLO burn alert) is still firing."""
+        return any(_symptom(self.members[i]) for i in self.firing_ids)
 
     def services(self) -> set[str]:
         return self.svc
@@ -152,7 +162,7 @@ class _Group:
         if alert.service:
             self.svc.add(alert.service)
             seen = alert.ends_at or alert.last_seen or alert.starts_at
-            if seen > self.svc_seen.get(alert.service, datetime.min):
+            if _symptom(alert) and seen > self.svc_seen.get(alert.service, datetime.min):
                 self.svc_seen[alert.service] = seen
         if alert.change_id:
             self.change_ids.add(alert.change_id)
@@ -638,7 +648,7 @@ class IncidentPipeline:
                     and at - inc.resolved_at <= self.config.reopen_within
                 )
             else:
-                eligible = bool(g.firing_ids) or at - g.last_at <= window
+                eligible = g.has_live_symptom() or at - g.last_at <= window
             if eligible:
                 d = self._related(g, alert, labels)
                 if d is not None:
@@ -659,7 +669,8 @@ class IncidentPipeline:
         group.add(alert)
         if alert.service:
             self._by_service.setdefault(alert.service, set()).add(group.id)
-        group.last_at = max(group.last_at, at)
+        if _symptom(alert):
+            group.last_at = max(group.last_at, at)
         group.quiet_since = None
         self._group_of[alert.id] = group.id
         self.live[alert.fingerprint] = alert
