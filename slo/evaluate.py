@@ -582,7 +582,9 @@ def _status(
         g, t = _good_total(spec, row, name, minutes)
         burn[name] = maths.burn_rate(1.0 - g / t, spec.objective) if t > 0 else 0.0
         long_events[name] = t
-    tiers = firing_tiers(burn, config.windows, long_events, spec.min_events)
+    # a burn-rate row whose long window outlasts the SLO window says nothing about this budget
+    rows = [w for w in config.windows if parse_duration(w.long) <= end - start]
+    tiers = firing_tiers(burn, rows, long_events, spec.min_events)
     remaining = 1.0 - consumed
     slice_min = spec.timeslice_window.total_seconds() / 60.0
     if spec.budgeting_method is BudgetingMethod.OCCURRENCES:

@@ -498,8 +498,13 @@ def _apply_one(
     elif burning:
         placeholder = existing.get((status.slo, UNATTRIBUTED))
         already = placeholder is not None and placeholder.item.status != CLOSED
+        # a burn whose incidents have left the window is still theirs: an item is open for it
+        explained = any(
+            slo == status.slo and cause != UNATTRIBUTED and old.item.status == OPEN
+            for (slo, cause), old in existing.items()
+        )
         since = repo.burning_since(store, status.slo, now)
-        if already or since is None or now - since >= config.attribution_grace:
+        if already or (not explained and (since is None or now - since >= config.attribution_grace)):
             active[UNATTRIBUTED] = [BUDGET]
     for cause, found in causes.items():
         if len(found.incidents) >= config.recurrence_min:
