@@ -53,9 +53,7 @@ def test_replay_finds_the_injected_faults_and_does_not_depend_on_chunking(
     a = replay(scenario, fine, settings=settings.model_copy(update={"db": fine}), chunk_s=300)
     b = replay(scenario, coarse, settings=settings.model_copy(update={"db": coarse}), chunk_s=4 * 3600)
     assert a.points == b.points > 0
-    assert incidents_of(fine) == incidents_of(coarse), (
-        "five minutes or four hours per commit: same result"
-    )
+    assert incidents_of(fine) == incidents_of(coarse), "five minutes or four hours per commit: same result"
     assert alerts_of(fine) == alerts_of(coarse)
     truth = json.loads((scenario / "truth.json").read_text())
     with Store(fine, read_only=True) as store:
