@@ -19,6 +19,7 @@ from core.telemetry import BUILD_INFO, REGISTRY
 from detect.engine import DetectionEngine
 from detect.incidents import IncidentPipeline
 from detect.notify import Notifier
+from diagnose.runner import DiagnosisRunner
 from ingest.queue import IngestQueue
 from ingest.remote_write import RemoteWriteDecoder
 from slo.engine import SloEngine, default_policy
@@ -67,6 +68,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         app.state.incidents = IncidentPipeline(db, settings)
         app.state.engine.add_listener(app.state.incidents.offer_detection)
         app.state.queue.add_batch_listener(app.state.incidents.offer_batch)
+        app.state.diagnoses = DiagnosisRunner(app.state.incidents)
         app.state.notifier = Notifier(db, max_attempts=settings.notify_retry_max)
         app.state.slos = SloEngine(
             db, settings, alerts=app.state.incidents.offer_batch, policy=default_policy(settings)
@@ -74,6 +76,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         if settings.detect_enabled:
             app.state.engine.start()
         app.state.incidents.start()
+        app.state.diagnoses.start()
         app.state.notifier.start()
         app.state.slos.start(settings.slo_interval_s)
         try:
@@ -82,6 +85,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
             app.state.queue.close()
             app.state.engine.stop()
             app.state.incidents.stop()
+            app.state.diagnoses.stop()
             app.state.notifier.stop()
             app.state.slos.stop()
             if own:

@@ -184,7 +184,7 @@ def bench_incidents(
         Path | None, typer.Option("--keep", help="keep the scenarios and databases in this folder")
     ] = None,
 ) -> None:
-    """Simulate N seeds, replay each, score incidents against truth (recall, precision, grouping, TTD)."""
+    """Simulate N seeds, replay each, score incidents against truth (recall, precision, grouping, TTD, root cause)."""
     from bench.incidents import run_incident_bench
 
     err = Console(stderr=True)
@@ -220,6 +220,14 @@ def bench_incidents(
     )
     for kind, v in result["per_kind"].items():
         table.add_row(f"  recall: {kind}", f"{v['recall']:.2f} of {v['faults']}", "")
+    rca = result["rca"]
+    table.add_row(
+        "root cause ranked first (AC@1)",
+        f"{rca['AC@1']:.3f} (AC@3 {rca['AC@3']:.3f}, Avg@5 {rca['Avg@5']:.3f}, n {rca['n']})",
+        ">= 0.85",
+    )
+    if rca["kind_agreement"] is not None:
+        table.add_row("  kind agrees with the fault", f"{rca['kind_agreement']:.3f}", "")
     table.add_row("replay speed", f"{result['replay_points_per_s']:,.0f} points/s", "")
     Console().print(table)
 
@@ -274,6 +282,38 @@ def bench_slo(
     table.add_row("bare DuckDB scan of the same rows", f"{result['scan_s']:.2f} s")
     table.add_row("ratio to the scan", f"{result['ratio_to_scan']:.1f}x")
     table.add_row("states", ", ".join(f"{k} {v}" for k, v in sorted(result["states"].items())))
+    Console().print(table)
+
+
+@bench_app.command("diagnose")
+def bench_diagnose(
+    as_json: JsonOption = False,
+    services: Annotated[int, typer.Option("--services", min=2, help="services, ten series each")] = 50,
+    minutes: Annotated[int, typer.Option("--minutes", min=10, help="minutes of data")] = 60,
+    interval: Annotated[int, typer.Option("--interval", min=1, help="seconds between points")] = 10,
+) -> None:
+    """Time one incident diagnosis over SERVICES x 10 series and MINUTES of data (target < 1 s for 500 x 1 h)."""
+    from bench.diagnose_speed import run_diagnose_speed
+
+    with Console(stderr=True).status("building the estate and diagnosing"):
+        result = run_diagnose_speed(services=services, minutes=minutes, interval_s=interval)
+    if as_json:
+        print(json.dumps(result))
+        return
+    table = Table("figure", "value", title=f"opsloop diagnose: {result['series']} series x {minutes} min")
+    table.add_row("points / log lines stored", f"{result['points']:,} / {result['log_lines']:,}")
+    table.add_row("candidates / series / log lines read",
+                  f"{result['candidates']} / {result['series_read']} / {result['log_lines_read']:,}")  # fmt: skip
+    table.add_row(
+        "diagnosis, median (max) of 5", f"{result['median_seconds']:.3f} s ({result['max_seconds']:.3f} s)"
+    )
+    table.add_row(
+        "target < 1 s", "[green]met[/green]" if result["median_seconds"] < 1 else "[red]missed[/red]"
+    )
+    top = result["top_hypothesis"] or {}
+    table.add_row(
+        "top hypothesis / injected root", f"{top.get('service')} ({top.get('kind')}) / {result['root_cause']}"
+    )
     Console().print(table)
 
 

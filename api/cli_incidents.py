@@ -134,6 +134,10 @@ def show(
         why = a["suppressed_by"] or (f"inhibited by {a['inhibited_by']}" if a["inhibited_by"] else "")
         alerts.add_row(a["name"], a["service"], a["severity"], a["status"], _when(a["starts_at"]), why)
     console.print(alerts)
+    if detail["hypotheses"]:
+        from api.cli_diagnose import hypotheses_table
+
+        console.print(hypotheses_table(detail["hypotheses"]))
     timeline = Table("at", "kind", "actor", "text", title="timeline")
     for e in detail["timeline"]:
         timeline.add_row(_when(e["at"]), e["kind"], e["actor"], e["text"])

@@ -22,6 +22,8 @@ from core.model import (
     Silence,
     TimelineEntry,
 )
+from diagnose.diagnoser import Diagnosis
+from diagnose.recommend import course_of_action
 from slo.backlog_repository import Delivery
 from slo.spec import RatioSli, SloSpec, ThresholdSli
 
@@ -30,6 +32,7 @@ __all__ = [
     "anomaly_to_wire",
     "backlog_item_to_wire",
     "budget_point_to_wire",
+    "diagnosis_to_wire",
     "hypothesis_to_wire",
     "incident_detail_to_wire",
     "incident_to_wire",
@@ -102,6 +105,22 @@ def incident_to_wire(i: Incident) -> dict[str, Any]:
         "major": i.major,
         "change_ids": list(i.change_ids),
         "hypotheses": [hypothesis_to_wire(h) for h in i.hypotheses],
+        "course_of_action": course_of_action(i.hypotheses),
+    }
+
+
+def diagnosis_to_wire(d: Diagnosis) -> dict[str, Any]:
+    """One diagnosis run: the ranked hypotheses, the plan, and what it read to get there."""
+    return {
+        "incident_id": d.incident_id,
+        "as_of": iso_utc(d.as_of),
+        "alarm_at": iso_utc(d.alarm_at),
+        "hypotheses": [hypothesis_to_wire(h) for h in d.hypotheses],
+        "course_of_action": d.course_of_action,
+        "candidates": list(d.candidates),
+        "series": d.series,
+        "log_lines": d.log_lines,
+        "seconds": round(d.seconds, 4),
     }
 
 

@@ -2,7 +2,8 @@
 
 Each time slice is committed to the store (points, logs, events, changes), scored by the
 detection engine, and handed to the incident pipeline, whose clock is then moved to the
-slice's end. The engine and the pipeline are the same objects the server runs; only the
+slice's end; incidents that opened or changed are diagnosed with the data known at that event
+time. The engine, pipeline and diagnoser are the same objects the server runs; only the
 clock differs (event time here, the wall clock there), so a replay reaches the incidents
 a live run of the same data would.
 """
@@ -22,6 +23,7 @@ from core.store import Store
 from detect.correlate import Topology
 from detect.engine import DetectionEngine
 from detect.incidents import IncidentPipeline, PipelineConfig
+from diagnose.runner import DiagnosisRunner
 from ingest.scenario import open_scenario
 from slo.engine import PolicyHook, SloEngine, default_policy
 from slo.repository import last_evaluated
@@ -82,6 +84,7 @@ def replay(
             store, settings, config=config, topology=Topology(scenario.topology), webhooks=[]
         )
         engine.add_listener(pipeline.offer_detection)
+        diagnoses = DiagnosisRunner(pipeline)
         slos = SloEngine(store, settings, alerts=pipeline.offer_batch,
                          policy=policy if policy is not None else default_policy(settings))  # fmt: skip
         for spec_file in scenario.slos:
@@ -111,10 +114,12 @@ def replay(
                 t = epoch + slo_step * math.ceil((begin - epoch) / slo_step)
                 while t <= until:
                     pipeline.process(now=t, tick_every=tick, hold_future=True)
+                    diagnoses.run_pending()
                     slos.evaluate_at(t)
                     last_slo = t
                     t += slo_step
             pipeline.process(now=until, tick_every=tick)
+            diagnoses.run_pending()
 
         for piece in scenario.slices(step_s):
             if until is not None and piece.start >= until:

@@ -12,7 +12,12 @@ Scoring (all from ``truth.json`` and the store, nothing tuned per seed):
   incident (or the alert alone); precision and recall over pairs of alerts;
 - **alerts per incident** (noise reduction): every alert raised / incidents opened;
 - **time to detect**: first matching incident's ``opened_at`` minus the fault's
-  ``visible_at``, in sample intervals (median and p90 over detected faults).
+  ``visible_at``, in sample intervals (median and p90 over detected faults);
+- **root cause** (Diagnose): for each detected fault, the rank of its ``root_cause`` among the
+  first matching incident's stored hypotheses (as the replay left them); AC@k = share of
+  faults ranked within the top k (undetected faults count as misses), Avg@5 the mean of
+  AC@1..AC@5; **kind agreement**: the top hypothesis' kind is the one the fault kind implies
+  (:data:`EXPECTED_KIND`), over faults whose root cause is ranked first.
 """
 
 from __future__ import annotations
@@ -33,7 +38,18 @@ import numpy as np
 
 from core.store import Store
 
-__all__ = ["Score", "pairwise", "run_incident_bench", "score_scenario"]
+__all__ = ["EXPECTED_KIND", "Score", "pairwise", "run_incident_bench", "score_scenario"]
+
+#: The hypothesis kinds a simulator fault kind implies (a slow service is a dependency to its
+#: callers, or an external provider when it is one).
+EXPECTED_KIND: dict[str, frozenset[str]] = {
+    "bad_deploy": frozenset({"change"}),
+    "config_change": frozenset({"change"}),
+    "cpu_saturation": frozenset({"resource"}),
+    "memory_leak": frozenset({"resource"}),
+    "slow_dependency": frozenset({"dependency", "external"}),
+    "error_burst": frozenset({"code", "dependency", "external"}),
+}
 
 
 def _ts(text: str) -> datetime:
@@ -73,6 +89,8 @@ class Score:
     predicted_labels: list[str]
     ttd_intervals: list[float]
     kinds: dict[str, tuple[int, int]]  # kind -> (faults, detected)
+    rca_ranks: list[int]  # per fault: 1-based rank of the root cause in the hypotheses, 0 = absent
+    kind_hits: list[bool]  # per fault whose root cause ranks first: the kind agrees
 
 
 def score_scenario(
@@ -92,6 +110,7 @@ def score_scenario(
     alerts = store.query("SELECT id, service, starts_at, coalesce(incident_id, '') FROM alerts")
     incidents = store.query("SELECT id, opened_at FROM incidents")
     opened = {i: t for i, t in incidents}
+    hypotheses = {i: json.loads(h or "[]") for i, h in store.query("SELECT id, hypotheses FROM incidents")}
 
     def fault_of(service: str, start: datetime) -> str:
         for f in faults:
@@ -113,14 +132,25 @@ def score_scenario(
     ttd: list[float] = []
     kinds: dict[str, list[int]] = {}
     detected = 0
+    ranks: list[int] = []
+    kind_hits: list[bool] = []
     for f in faults:
         hits = [opened[i] for i, fs in matched.items() if f["id"] in fs]
         k = kinds.setdefault(str(f["kind"]), [0, 0])
         k[0] += 1
+        rank = 0
         if hits:
             detected += 1
             k[1] += 1
             ttd.append(max((min(hits) - f["visible_at"]).total_seconds() / interval, 0.0))
+            first = min((i for i, fs in matched.items() if f["id"] in fs), key=lambda i: (opened[i], i))
+            services = [h["service"] for h in hypotheses.get(first, [])]
+            rank = services.index(f["root_cause"]) + 1 if f["root_cause"] in services else 0
+            if rank == 1:
+                kind_hits.append(
+                    hypotheses[first][0]["kind"] in EXPECTED_KIND.get(str(f["kind"]), frozenset())
+                )
+        ranks.append(rank)
     return Score(
         faults=len(faults),
         detected=detected,
@@ -131,6 +161,8 @@ def score_scenario(
         predicted_labels=predicted,
         ttd_intervals=ttd,
         kinds={k: (v[0], v[1]) for k, v in kinds.items()},
+        rca_ranks=ranks,
+        kind_hits=kind_hits,
     )
 
 
@@ -192,6 +224,8 @@ def run_incident_bench(
             kinds[k] += total
             kinds_hit[k] += hit
     alerts = sum(s.alerts for s in scores)
+    ranks = [r for s in scores for r in s.rca_ranks]
+    kind_hits = [h for s in scores for h in s.kind_hits]
     return {
         "seeds": len(scores),
         "faults": faults,
@@ -206,8 +240,30 @@ def run_incident_bench(
         "median_ttd_intervals": float(np.median(ttd)) if ttd else None,
         "p90_ttd_intervals": float(np.percentile(ttd, 90)) if ttd else None,
         "per_kind": {k: {"faults": kinds[k], "recall": kinds_hit[k] / kinds[k]} for k in sorted(kinds)},
+        "rca": rca_figures(ranks, kind_hits),
         "replay_points_per_s": points / replay_s if replay_s else 0.0,
         "seconds": replay_s,
+    }
+
+
+def rca_figures(ranks: Sequence[int], kind_hits: Sequence[bool]) -> dict[str, Any]:
+    """AC@1/3/5 and Avg@5 from 1-based ranks (0 = not ranked), and the kind agreement.
+
+    >>> rca_figures([1, 2, 0, 1], [True, False])["AC@1"], rca_figures([1, 2, 0, 1], [True])["AC@3"]
+    (0.5, 0.75)
+    """
+    n = len(ranks)
+
+    def ac(k: int) -> float:
+        return sum(1 for r in ranks if 0 < r <= k) / n if n else 0.0
+
+    return {
+        "n": n,
+        "AC@1": ac(1),
+        "AC@3": ac(3),
+        "AC@5": ac(5),
+        "Avg@5": sum(ac(k) for k in range(1, 6)) / 5,
+        "kind_agreement": sum(kind_hits) / len(kind_hits) if kind_hits else None,
     }
 
 

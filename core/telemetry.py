@@ -85,6 +85,15 @@ INCIDENTS_OPEN = Gauge(
 INCIDENTS_OPENED = Counter(
     "opsloop_incidents_opened", "Incidents opened, by priority.", ["priority"], registry=REGISTRY
 )
+DIAGNOSES = Counter(
+    "opsloop_diagnoses", "Incident diagnoses run, by outcome (ok, failed).", ["outcome"], registry=REGISTRY
+)
+DIAGNOSIS_SECONDS = Histogram(
+    "opsloop_diagnosis_seconds",
+    "Time to diagnose one incident (read evidence, rank causes).",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+    registry=REGISTRY,
+)
 NOTIFICATIONS = Counter(
     "opsloop_notifications_sent",
     "Outgoing notification attempts, by channel and outcome.",

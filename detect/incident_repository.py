@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
 import duckdb
 
+from core.errors import NotFoundError
 from core.model import (
     Alert,
     AlertStatus,
@@ -27,6 +29,7 @@ __all__ = [
     "Notification",
     "alerts_of",
     "count_incidents",
+    "diagnosis_note",
     "incident_by_id",
     "list_incidents",
     "load_live_alerts",
@@ -34,6 +37,7 @@ __all__ = [
     "load_silences",
     "load_windows",
     "next_incident_seq",
+    "save_hypotheses",
     "save_round",
     "timeline_of",
 ]
@@ -264,6 +268,34 @@ def timeline_of(store: Store, incident_id: str) -> list[TimelineEntry]:
         TimelineEntry(at, kind, actor or "", text or "", json.loads(detail or "{}"))
         for at, kind, actor, text, detail in rows
     ]
+
+
+def diagnosis_note(
+    old: Sequence[Hypothesis], new: Sequence[Hypothesis], at: datetime
+) -> TimelineEntry | None:
+    """The timeline entry for a new diagnosis, when its leading cause differs from the last one."""
+    if not new:
+        return None
+    top = new[0]
+    if old and (old[0].service, old[0].kind) == (top.service, top.kind):
+        return None
+    return TimelineEntry(at, "diagnosis", "opsloop", f"leading cause: {top.service} ({top.kind.value}, {top.score:.2f})",
+                         {"service": top.service, "kind": top.kind.value, "score": top.score})  # fmt: skip
+
+
+def save_hypotheses(
+    store: Store, incident_id: str, hypotheses: Sequence[Hypothesis], at: datetime
+) -> Incident:
+    """Store a diagnosis on an incident no pipeline holds in memory (CLI, resolved incidents)."""
+    inc = incident_by_id(store, incident_id)
+    if inc is None:
+        raise NotFoundError(f"incident {incident_id!r} not found")
+    note = diagnosis_note(inc.hypotheses, hypotheses, at)
+    new = replace(inc, hypotheses=tuple(hypotheses))
+    seq = int(store.query("SELECT seq FROM incidents WHERE id = ?", [incident_id])[0][0])
+    timeline = [(incident_id, timeline_length(store, incident_id), note)] if note is not None else []
+    save_round(store, [], [(new, seq)], timeline, [], at)
+    return new
 
 
 def timeline_length(store: Store, incident_id: str) -> int:

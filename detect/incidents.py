@@ -47,6 +47,7 @@ from core.model import (
     Event,
     ExternalAlert,
     ExternalAlertStatus,
+    Hypothesis,
     Incident,
     IncidentStatus,
     MaintenanceWindow,
@@ -237,6 +238,8 @@ class IncidentPipeline:
         self._last_prune = datetime(1970, 1, 1)
         #: when a list, every queued input's seconds from queued to committed are appended (benches)
         self.latencies: list[float] | None = None
+        self._evidence: dict[str, datetime] = {}  # incident id -> event time its membership last changed
+        self._listeners: list[Callable[[list[tuple[str, datetime]]], None]] = []
         self._restore()
 
     # ------------------------------------------------------------------ wiring
@@ -250,6 +253,29 @@ class IncidentPipeline:
         """Re-read the topology from the store (after a topology upload)."""
         with self._lock:
             self.topology = self._load_topology()
+
+    def add_listener(self, listener: Callable[[list[tuple[str, datetime]]], None]) -> None:
+        """Call ``listener([(incident_id, at), ...])`` after each round that opened an incident or
+        changed one's alerts (``at`` = event time of the change); Diagnose subscribes here.
+        Listeners run in the pipeline's thread while it holds its lock: they must only queue work."""
+        self._listeners.append(listener)
+
+    def set_hypotheses(self, incident_id: str, hypotheses: Sequence[Hypothesis], at: datetime) -> Incident:
+        """Store a diagnosis on an incident; the timeline notes when the leading cause changes."""
+        with self._lock:
+            g = next(
+                (g for g in self.groups.values() if g.incident is not None and g.incident.id == incident_id),
+                None,
+            )
+            if g is None or g.incident is None:  # resolved and forgotten: straight to the store
+                return repo.save_hypotheses(self.store, incident_id, hypotheses, at)
+            note = repo.diagnosis_note(g.incident.hypotheses, hypotheses, at)
+            g.incident = replace(g.incident, hypotheses=tuple(hypotheses))
+            if note is not None:
+                self._note(g, note)
+            self._dirty_incidents[incident_id] = g
+            self._flush()
+            return g.incident
 
     def offer_detection(self, bands: pa.Table, flagged: Any) -> None:
         """Queue the detection engine's output for one committed batch (never blocks)."""
@@ -683,6 +709,7 @@ class IncidentPipeline:
             if group.incident.status is IncidentStatus.RESOLVED:
                 self._set_status(group, IncidentStatus.OPEN, at, "opsloop", "reopened: a related alert fired")
             self._stale[group.id] = group
+            self._new_evidence(group.incident.id, at)
         self._mark(alert)
         self._maybe_promote(group, at)
 
@@ -755,6 +782,7 @@ class IncidentPipeline:
                                             {"change_id": change.id}))  # fmt: skip
         self._note(g, TimelineEntry(at, "opened", "opsloop", f"opened: {reason}", {"reason": reason}))
         self._refresh(g, at)
+        self._new_evidence(incident.id, at)
         INCIDENTS_OPENED.labels(g.incident.priority).inc()
         self._notify(g, "incident.detected")
 
@@ -800,6 +828,11 @@ class IncidentPipeline:
             )
         g.incident = new
         self._dirty_incidents[new.id] = g
+
+    def _new_evidence(self, incident_id: str, at: datetime) -> None:
+        """Remember that an incident opened or gained an alert at event time ``at`` (for Diagnose)."""
+        prev = self._evidence.get(incident_id)
+        self._evidence[incident_id] = at if prev is None or at > prev else prev
 
     def _note(self, g: _Group, entry: TimelineEntry) -> None:
         if g.incident is None:
@@ -927,6 +960,11 @@ class IncidentPipeline:
         self._dirty_incidents.clear()
         self._timeline = []
         self._outbox = []
+        if self._evidence:
+            changed = sorted(self._evidence.items(), key=lambda kv: (kv[1], kv[0]))
+            self._evidence = {}
+            for listener in self._listeners:
+                listener(changed)
 
     def _restore(self) -> None:
         """Rebuild groups from the store: active incidents and every alert still firing."""

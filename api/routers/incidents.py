@@ -7,7 +7,9 @@ literal statuses (``open``, ``acknowledged``, ``mitigated``, ``resolved``, ``clo
 adds the alerts and the timeline. The ``POST`` commands (write) go through the server's one
 ``IncidentPipeline``, so operators and the pipeline thread never race:
 ``ack``/``mitigate``/``resolve``/``close`` (409 on a step the lifecycle forbids), ``assign``
-and ``note``. ``GET /api/v1/alerts`` (read) lists recent alerts.
+and ``note``. ``POST /api/v1/incidents/{id}/diagnose`` (write) re-runs Diagnose now (it also
+runs by itself when an incident opens or gains alerts) and stores the ranked hypotheses.
+``GET /api/v1/alerts`` (read) lists recent alerts.
 """
 
 from __future__ import annotations
@@ -23,13 +25,20 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from api.auth import credentials, require
-from api.convert import alert_to_wire, incident_detail_to_wire, incident_to_wire, timeline_to_wire
+from api.convert import (
+    alert_to_wire,
+    diagnosis_to_wire,
+    incident_detail_to_wire,
+    incident_to_wire,
+    timeline_to_wire,
+)
 from api.routers.anomalies import parse_time
 from core.errors import NotFoundError, SchemaError
 from core.model import IncidentStatus
 from core.store import Store
 from detect import incident_repository as repo
 from detect.incidents import IncidentPipeline
+from diagnose.diagnoser import Diagnoser
 
 router = APIRouter(tags=["incidents"])
 
@@ -273,6 +282,17 @@ def note(request: Request, incident_id: str, body: NoteRequest) -> JSONResponse:
         raise SchemaError("text", "a note cannot be empty")
     entry = _pipeline(request).note(incident_id, actor_of(request, body.by), text)
     return JSONResponse(timeline_to_wire(entry), status_code=201)
+
+
+@router.post("/api/v1/incidents/{incident_id}/diagnose", dependencies=[Depends(require("write"))])
+def diagnose(request: Request, incident_id: str, as_of: str | None = None) -> dict[str, Any]:
+    """Rank contributing factors now (or with the data known at ``as_of``) and store them."""
+    pipeline = _pipeline(request)
+    result = Diagnoser(request.app.state.store, lambda: pipeline.topology).diagnose(
+        incident_id, as_of=parse_time("as_of", as_of)
+    )
+    pipeline.set_hypotheses(incident_id, result.hypotheses, result.as_of)
+    return diagnosis_to_wire(result)
 
 
 @router.get("/api/v1/alerts", dependencies=[Depends(require("read"))])

@@ -36,7 +36,7 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def incidents_of(db: str) -> list[tuple[object, ...]]:
     with Store(db, read_only=True) as store:
         return store.query(
-            "SELECT id, opened_at, services, alert_count, priority, status FROM incidents ORDER BY id"
+            "SELECT id, opened_at, services, alert_count, priority, status, hypotheses FROM incidents ORDER BY id"
         )
 
 
@@ -61,6 +61,7 @@ def test_replay_finds_the_injected_faults_and_does_not_depend_on_chunking(
     assert score.detected == score.faults == 2
     assert score.true_incidents >= 1
     assert max(score.ttd_intervals) <= 10
+    assert score.rca_ranks == [1, 1], "Diagnose ranks each injected root cause first"
 
 
 def test_replay_cli_prints_the_incident_contract(
@@ -74,7 +75,11 @@ def test_replay_cli_prints_the_incident_contract(
     assert report["points"] > 0 and report["incidents"]
     for incident in report["incidents"]:
         assert incident.keys() >= CONTRACT
-        assert incident["hypotheses"] == [] and incident["priority"] in {"P1", "P2", "P3", "P4"}
+        assert incident["priority"] in {"P1", "P2", "P3", "P4"}
+        assert incident["hypotheses"] and incident["hypotheses"][0]["rank"] == 1, (
+            "diagnosed during the replay"
+        )
+        assert incident["course_of_action"]
     listed = runner.invoke(app, ["incidents", "--db", db, "--json"])
     assert json.loads(listed.stdout) == report["incidents"]
 
