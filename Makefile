@@ -36,6 +36,8 @@ demo: $(STAMP)
 	$(BIN)/opsloop demo
 
 NAB ?= ../shared/benchmarks/nab
+NEZHA ?= ../shared/benchmarks/rca/nezha
+LOGHUB ?= ../shared/benchmarks/loghub
 
 bench: $(STAMP)
 	$(BIN)/opsloop bench ingest
@@ -44,7 +46,10 @@ bench: $(STAMP)
 	$(BIN)/opsloop bench incidents
 	$(BIN)/opsloop bench correlation
 	$(BIN)/opsloop bench slo
+	$(BIN)/opsloop bench diagnose
 	@if [ -d $(NAB) ]; then $(BIN)/opsloop bench nab --data $(NAB); else echo "NAB data not at $(NAB): set NAB=path"; fi
+	@if [ -d $(NEZHA) ]; then $(BIN)/opsloop bench rca --data $(NEZHA); else echo "Nezha data not at $(NEZHA): set NEZHA=path"; fi
+	@if [ -d $(LOGHUB) ]; then $(BIN)/opsloop bench logs --data $(LOGHUB); else echo "Loghub data not at $(LOGHUB): set LOGHUB=path"; fi
 
 serve: $(STAMP)
 	$(BIN)/opsloop serve --db $(DB)

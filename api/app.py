@@ -39,6 +39,7 @@ ROUTERS = (
     "anomalies",
     "incidents",
     "silences",
+    "known_errors",
     "backlog",
     "slos",
 )

@@ -421,7 +421,7 @@ def show_incidents(db: str, console: Console) -> list[dict[str, Any]]:
         Path(incidents_db + suffix).unlink(missing_ok=True)
     summary = simulate(scenario, seed=3, force=True)
     console.print(
-        f"[bold]6.[/] [green]opsloop simulate --out {scenario} --seed 1[/]: {summary.services} services, "
+        f"[bold]6.[/] [green]opsloop simulate --out {scenario} --seed 3[/]: {summary.services} services, "
         f"{summary.series} series, {summary.points:,} points over 2 days, {len(summary.faults)} injected faults, "
         f"{len(summary.red_herrings)} harmless deploys"
     )
@@ -446,8 +446,36 @@ def show_incidents(db: str, console: Console) -> list[dict[str, Any]]:
         f"   {score.detected}/{score.faults} faults became incidents; {score.true_incidents}/{score.incidents} "
         f"incidents are real faults; {score.alerts} alerts in all; time to detect (sample intervals): {ttd}"
     )
+    show_diagnoses(items, truth, score.rca_ranks, incidents_db, console)
     show_slos(incidents_db, console)
     return items
+
+
+def show_diagnoses(
+    items: list[dict[str, Any]], truth: dict[str, Any], ranks: list[int], db: str, console: Console
+) -> None:
+    """Each incident's leading hypotheses beside the injected root cause, and one in full."""
+    from api.cli_diagnose import hypotheses_table
+
+    console.print(
+        f"[bold]8.[/] Diagnose ran as each incident opened and gained alerts "
+        f"([green]opsloop diagnose INC-n --db {db}[/] re-runs it):"
+    )
+    table = Table("incident", "1st hypothesis", "2nd", "3rd", title="ranked contributing factors")
+    for i in sorted(items, key=lambda i: i["opened_at"]):
+        cells = [f"{h['service']} ({h['kind']}, {h['score']:.2f})" for h in i["hypotheses"][:3]]
+        table.add_row(i["id"], *(cells + ["-"] * (3 - len(cells))))
+    console.print(table)
+    firsts = sum(1 for r in ranks if r == 1)
+    console.print(
+        f"   the injected root cause ranks first for {firsts}/{len(ranks)} faults "
+        f"(within the top 3 for {sum(1 for r in ranks if 0 < r <= 3)}/{len(ranks)})"
+    )
+    first = min(items, key=lambda i: i["opened_at"], default=None)
+    if first is not None and first["hypotheses"]:
+        console.print(hypotheses_table(first["hypotheses"][:3], title=f"{first['id']}: {first['title']}"))
+        for step in first["course_of_action"]:
+            console.print(f"   {step}", markup=False)
 
 
 def show_slos(db: str, console: Console) -> None:

@@ -386,12 +386,20 @@ class Problem:
 
 @dataclass(frozen=True, slots=True)
 class KnownError:
-    """A problem with a documented workaround."""
+    """A problem with a documented workaround, and the signature that recognises it again.
+
+    ``signature`` is a regular expression searched in an incident's evidence texts (alert
+    names, log templates, change descriptions); ``services`` limits it to those services.
+    """
 
     id: str
     problem_id: str
     signature: str
     workaround: str
+    title: str = ""
+    services: tuple[str, ...] = ()
+    created_by: str = ""
+    created_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

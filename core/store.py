@@ -153,6 +153,15 @@ MIGRATIONS: list[tuple[int, str, str]] = [
             synced_at TIMESTAMP, PRIMARY KEY (item_id, tracker));
         """,
     ),
+    (
+        5,
+        "Known errors: documented workarounds that Diagnose recognises by signature",
+        """
+        CREATE TABLE known_errors (
+            id VARCHAR PRIMARY KEY, problem_id VARCHAR, title VARCHAR, signature VARCHAR NOT NULL,
+            workaround VARCHAR NOT NULL, services VARCHAR[], created_by VARCHAR, created_at TIMESTAMP);
+        """,
+    ),
 ]
 
 SCOPES = ("ingest", "read", "write", "admin")

@@ -13,8 +13,9 @@ call (a silent database is still a suspect), and combines five kinds of evidence
   the window against the baseline hour; a template on a caller that names a suspect ("call to
   orders failed") counts for the suspect, not the caller;
 * **onset order** (0.10): the service whose alerts or metrics deviated first;
-* **similar past incidents** (0.05): resolved incidents with the same services and alert names
-  whose top cause was this service, with how they were resolved.
+* **similar past incidents and known errors** (0.05): resolved incidents with the same services
+  and alert names whose top cause was this service, with how they were resolved; a known error
+  whose signature appears in the service's evidence (:mod:`diagnose.known_errors`).
 
 The weights are fixed, chosen before scoring, and documented here; nothing reads labels.
 Each hypothesis gets a kind (change, resource, dependency, code, external) from its strongest
@@ -36,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from core.errors import NotFoundError
-from core.model import Alert, Change, Hypothesis, HypothesisKind, Incident
+from core.model import Alert, Change, Hypothesis, HypothesisKind, Incident, KnownError
 from core.store import Store
 from detect import incident_repository as repo
 from detect.correlate import Topology
@@ -48,6 +49,7 @@ from diagnose.evidence import (
     load_metrics,
     past_incidents,
 )
+from diagnose.known_errors import list_known_errors, matching
 from diagnose.rank import MetricScore, RankConfig, ServiceScore, rank_services
 from diagnose.recommend import course_of_action, recommend
 from diagnose.templates import TemplateMiner, surging_templates
@@ -114,6 +116,7 @@ class _Suspect:
     mentions: list[dict[str, Any]] = field(default_factory=list)
     onset_at: float | None = None
     similar_incidents: list[dict[str, Any]] = field(default_factory=list)
+    known_errors: list[dict[str, Any]] = field(default_factory=list)
 
     def total(self, w: tuple[float, float, float, float, float]) -> float:
         return (
@@ -211,6 +214,7 @@ class Diagnoser:
         self._score_onset(suspects, alerts)
         past = past_incidents(self.store, as_of, incident_id)
         self._score_similar(suspects, incident, alerts, past)
+        self._match_known_errors(suspects, alerts, list_known_errors(self.store))
         hypotheses = self._hypotheses(suspects, alerts, topo, members, alarm, as_of)
         return Diagnosis(
             incident_id=incident_id, as_of=as_of, alarm_at=alarm, hypotheses=hypotheses,
@@ -318,6 +322,21 @@ class Diagnoser:
             sus.similar_incidents.sort(key=lambda e: -float(e["similarity"]))
             del sus.similar_incidents[3:]
 
+    def _match_known_errors(
+        self, suspects: dict[str, _Suspect], alerts: Sequence[Alert], known: Sequence[KnownError]
+    ) -> None:
+        """A known error whose signature appears in a suspect's evidence counts as a past incident."""
+        if not known:
+            return
+        for sus in suspects.values():
+            texts = [a.name for a in alerts if a.service == sus.service]
+            texts += [str(t["template"]) for t in sus.templates + sus.mentions]
+            texts += [str(c["description"]) for c in sus.changes]
+            for ke in matching(known, sus.service, texts):
+                sus.known_errors.append({"id": ke.id, "problem_id": ke.problem_id, "title": ke.title,
+                                         "workaround": ke.workaround})  # fmt: skip
+                sus.similar = 1.0
+
     # ------------------------------------------------------------------ hypotheses
 
     def _hypotheses(
@@ -343,6 +362,7 @@ class Diagnoser:
                 "alerts": sorted({a.name for a in alerts if a.service == sus.service})[:5],
                 "callers_affected": sorted(m for m in members if m != sus.service and topo.depends_on(m, sus.service)),
                 "similar_incidents": sus.similar_incidents,
+                "known_errors": sus.known_errors,
                 "in_incident": sus.service in members,
                 "alarm_at": _iso(alarm),
                 "as_of": _iso(as_of),

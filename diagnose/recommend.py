@@ -1,7 +1,8 @@
 """A recommended course of action for each hypothesis, and for the incident as a whole.
 
 A matching runbook (an alert's ``runbook_url`` annotation, or the service's ``runbook`` topology
-attribute) comes first; a similar past incident's resolution next; otherwise the first steps an
+attribute) comes first, a matching known error's workaround next, a similar past incident's
+resolution after that; otherwise the first steps an
 experienced SRE takes for that kind of cause. The incident's course of action walks the
 hypotheses in rank order, so the quickest likely fix is tried first and the next one is ready.
 """
@@ -44,6 +45,10 @@ def recommend(kind: HypothesisKind, service: str, evidence: Mapping[str, Any]) -
     runbook = evidence.get("runbook")
     if runbook:
         steps.append(f"Follow the runbook {runbook}.")
+    for ke in (evidence.get("known_errors") or [])[:1]:
+        steps.append(
+            f"Known error {ke['id']}{' (' + ke['title'] + ')' if ke.get('title') else ''}: {ke['workaround']}"
+        )
     if kind is HypothesisKind.CHANGE:
         changes = evidence.get("changes") or []
         c = changes[0] if changes else {}

@@ -92,3 +92,24 @@ def test_cli_diagnose_json_and_incidents_json_carry_the_hypotheses(tmp_path: Pat
     assert table.exit_code == 0 and incident.root in table.stdout and "course of action" in table.stdout
     missing = runner.invoke(app, ["diagnose", "INC-404", "--db", db])
     assert missing.exit_code == 1 and "INC-404" in missing.output
+
+
+def test_known_errors_api_round_trip_and_errors(server: LiveServer) -> None:
+    with server.client() as c:
+        r = c.post("/api/v1/known-errors", json={"problem_id": "PRB-1", "title": "pool too small",
+                                                  "signature": "pool exhausted", "workaround": "raise max_size",
+                                                  "services": ["orders"]})  # fmt: skip
+        assert r.status_code == 201, r.text
+        created = r.json()
+        assert created["id"].startswith("KE-") and created["created_by"] == "tests"
+        assert created in c.get("/api/v1/known-errors").json()
+        bad = c.post("/api/v1/known-errors", json={"signature": "(", "workaround": "x"})
+        assert bad.status_code == 422 and "signature" in bad.text
+        missing = c.post("/api/v1/known-errors", json={"signature": "x"})
+        assert missing.status_code == 422 and "workaround" in missing.text
+        assert c.delete(f"/api/v1/known-errors/{created['id']}").status_code == 204
+        assert c.delete(f"/api/v1/known-errors/{created['id']}").status_code == 404
+    reader = server.store.create_token(["read"], "ke-reader")
+    with server.client(token=reader) as c:
+        assert c.get("/api/v1/known-errors").status_code == 200
+        assert c.post("/api/v1/known-errors", json={"signature": "x", "workaround": "y"}).status_code == 403

@@ -153,3 +153,36 @@ def test_without_a_topology_edges_are_learned_from_call_metrics_peer_labels(stor
 def test_an_unknown_incident_is_not_found(store: Store) -> None:
     with pytest.raises(NotFoundError, match="INC-404"):
         Diagnoser(store).diagnose("INC-404")
+
+
+def test_a_known_error_matching_the_evidence_puts_its_workaround_first(store: Store) -> None:
+    from core.model import KnownError
+    from diagnose.known_errors import list_known_errors, save_known_error
+
+    built = small(store, "deploy")
+    save_known_error(store, KnownError("KE-7", "PRB-3", r"NullPointerException in handler", "toggle off flag v2-handler",
+                                       title="v2 handler NPE", services=(built.root,)))  # fmt: skip
+    save_known_error(
+        store, KnownError("KE-8", "PRB-4", r"NullPointerException", "not this one", services=("elsewhere",))
+    )
+    assert [k.id for k in list_known_errors(store)] == ["KE-7", "KE-8"]
+    top = Diagnoser(store).diagnose(built.incident_id).hypotheses[0]
+    assert top.service == built.root
+    assert [k["id"] for k in top.evidence["known_errors"]] == ["KE-7"]
+    assert "Known error KE-7 (v2 handler NPE): toggle off flag v2-handler" in top.recommendation
+    assert top.evidence["factors"]["similar"] == 1.0
+
+
+def test_known_errors_are_validated_naming_the_field(store: Store) -> None:
+    from core.errors import SchemaError
+    from core.model import KnownError
+    from diagnose.known_errors import delete_known_error, save_known_error
+
+    with pytest.raises(SchemaError) as bad:
+        save_known_error(store, KnownError("KE-1", "", "([unclosed", "x"))
+    assert bad.value.field == "signature"
+    with pytest.raises(SchemaError) as empty:
+        save_known_error(store, KnownError("KE-1", "", "ok", "  "))
+    assert empty.value.field == "workaround"
+    with pytest.raises(NotFoundError):
+        delete_known_error(store, "KE-1")
