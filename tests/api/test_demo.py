@@ -45,6 +45,9 @@ def test_demo_runs_every_format_and_the_notebook_reads_its_database(
     incidents = summary["incidents"]
     assert incidents and all(i["priority"] in {"P1", "P2", "P3", "P4"} and i["team"] for i in incidents)
     assert "6/6 faults became incidents" in out.getvalue(), out.getvalue()[-3000:]
+    # diagnosis: every incident carries ranked hypotheses, shown beside the injected root causes
+    assert all(i["hypotheses"] and i["course_of_action"] for i in incidents)
+    assert "the injected root cause ranks first for" in out.getvalue()
     # SLOs: the table, and the backlog items the error-budget policy filed for the budgets at risk
     assert "SLOs (opsloop slo status" in out.getvalue() and "product backlog" in out.getvalue()
 
@@ -65,4 +68,9 @@ def test_demo_runs_every_format_and_the_notebook_reads_its_database(
     assert spike, f"the checkout spike was not detected: {anomalies}"
     assert (tmp_path / "checkout-band.png").stat().st_size > 10_000
     assert detected["feedback"].num_rows == 1
+
+    # diagnosis: every incident's hypotheses, and the leading metric plotted against its baseline
+    diagnosed = run_notebook("03-diagnose.ipynb")
+    assert set(diagnosed["ranked"].to_pydict()["incident"]) == {i["id"] for i in incidents}
+    assert diagnosed["points"]["value"] and diagnosed["metric"]["baseline"] is not None
     assert "feedback false_positive" in out.getvalue()
