@@ -487,7 +487,7 @@ def show_slos(db: str, console: Console) -> None:
     from slo.repository import latest_statuses, load_specs
 
     console.print(
-        "[bold]8.[/] the error-budget loop: SLOs evaluated every 10 min of event time during the replay"
+        "[bold]9.[/] the error-budget loop: SLOs evaluated every 10 min of event time during the replay"
     )
     with Store(db, read_only=True) as store:
         statuses = latest_statuses(store)
