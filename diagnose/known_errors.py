@@ -12,13 +12,20 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 
 from core.errors import NotFoundError, SchemaError
 from core.model import KnownError
 from core.store import Store
 
-__all__ = ["delete_known_error", "list_known_errors", "matching", "save_known_error", "validate_known_error"]
+__all__ = [
+    "created_now",
+    "delete_known_error",
+    "list_known_errors",
+    "matching",
+    "save_known_error",
+    "validate_known_error",
+]
 
 _COLS = "id, problem_id, title, signature, workaround, services, created_by, created_at"
 
@@ -97,6 +104,4 @@ def matching(known: Sequence[KnownError], service: str, texts: Iterable[str]) ->
 
 def created_now() -> datetime:
     """Naive UTC now, the store's convention."""
-    from datetime import UTC
-
     return datetime.now(UTC).replace(tzinfo=None)

@@ -28,23 +28,21 @@ class DiagnosisRunner:
         self.pipeline = pipeline
         self.diagnoser = diagnoser or Diagnoser(pipeline.store, lambda: pipeline.topology)
         self._pending: dict[str, datetime] = {}
-        self._cv = threading.Condition()
+        self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
-        self._stopping = False
-        self._stop_event = threading.Event()
+        self._stop = threading.Event()
         pipeline.add_listener(self.request)
 
     def request(self, changed: list[tuple[str, datetime]]) -> None:
         """Queue incidents for (re)diagnosis; called by the pipeline, so it only records."""
-        with self._cv:
+        with self._lock:
             for incident_id, at in changed:
                 prev = self._pending.get(incident_id)
                 self._pending[incident_id] = at if prev is None or at > prev else prev
-            self._cv.notify()
 
     def run_pending(self) -> list[Diagnosis]:
         """Diagnose every queued incident now and store the results (oldest request first)."""
-        with self._cv:
+        with self._lock:
             work = sorted(self._pending.items(), key=lambda kv: (kv[1], kv[0]))
             self._pending.clear()
         done = []
@@ -62,32 +60,22 @@ class DiagnosisRunner:
         return done
 
     def start(self, poll_s: float = 2.0) -> None:
-        """Diagnose in a background thread, at most every ``poll_s`` per burst of changes."""
+        """Diagnose in a background thread every ``poll_s``: a burst of alerts settles into one run."""
         if self._thread is not None:
             return
-        self._stopping = False
+        self._stop.clear()
 
         def run() -> None:
-            while True:
-                with self._cv:
-                    if not self._pending and not self._stopping:
-                        self._cv.wait(poll_s)
-                    stopping = self._stopping
+            while not self._stop.wait(poll_s):
                 self.run_pending()
-                if stopping:
-                    return
-                self._stop_event.wait(poll_s)  # let a burst of alerts settle into one diagnosis
+            self.run_pending()  # what was queued before stop
 
-        self._stop_event.clear()
         self._thread = threading.Thread(target=run, name="opsloop-diagnose", daemon=True)
         self._thread.start()
 
     def stop(self, timeout: float = 30.0) -> None:
         """Finish queued diagnoses and stop the thread."""
-        with self._cv:
-            self._stopping = True
-            self._cv.notify()
+        self._stop.set()
         if self._thread is not None:
-            self._stop_event.set()
             self._thread.join(timeout)
             self._thread = None
