@@ -287,11 +287,9 @@ def note(request: Request, incident_id: str, body: NoteRequest) -> JSONResponse:
 @router.post("/api/v1/incidents/{incident_id}/diagnose", dependencies=[Depends(require("write"))])
 def diagnose(request: Request, incident_id: str, as_of: str | None = None) -> dict[str, Any]:
     """Rank contributing factors now (or with the data known at ``as_of``) and store them."""
-    pipeline = _pipeline(request)
-    result = Diagnoser(request.app.state.store, lambda: pipeline.topology).diagnose(
-        incident_id, as_of=parse_time("as_of", as_of)
-    )
-    pipeline.set_hypotheses(incident_id, result.hypotheses, result.as_of)
+    diagnoser: Diagnoser = request.app.state.diagnoses.diagnoser  # the runner's, on the live topology
+    result = diagnoser.diagnose(incident_id, as_of=parse_time("as_of", as_of))
+    _pipeline(request).set_hypotheses(incident_id, result.hypotheses, result.as_of)
     return diagnosis_to_wire(result)
 
 
