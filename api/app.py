@@ -17,8 +17,8 @@ from core.settings import Settings
 from core.store import Store
 from core.telemetry import BUILD_INFO, REGISTRY
 from detect.engine import DetectionEngine
-from detect.incidents import IncidentPipeline
-from detect.notify import Notifier
+from detect.incidents.notify import Notifier
+from detect.incidents.pipeline import IncidentPipeline
 from diagnose.runner import DiagnosisRunner
 from ingest.queue import IngestQueue
 from ingest.remote_write import RemoteWriteDecoder

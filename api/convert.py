@@ -8,13 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import fields
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from core.model import (
     Alert,
     Anomaly,
-    BacklogItem,
     BudgetStatus,
     Hypothesis,
     Incident,
@@ -22,9 +21,9 @@ from core.model import (
     Silence,
     TimelineEntry,
 )
+from core.wire import backlog_item_to_wire, iso_or_none, iso_utc
 from diagnose.diagnoser import Diagnosis
 from diagnose.recommend import course_of_action
-from slo.backlog_repository import Delivery
 from slo.spec import RatioSli, SloSpec, ThresholdSli
 
 __all__ = [
@@ -45,17 +44,6 @@ __all__ = [
 ]
 
 
-def iso_utc(ts: datetime) -> str:
-    """A naive-UTC or aware time as ISO 8601 with ``Z``.
-
-    >>> iso_utc(datetime(2024, 5, 1, 11, 30))
-    '2024-05-01T11:30:00Z'
-    """
-    if ts.tzinfo is not None:
-        ts = ts.astimezone(UTC).replace(tzinfo=None)
-    return ts.isoformat() + "Z"
-
-
 def anomaly_to_wire(a: Anomaly) -> dict[str, Any]:
     """An anomaly as JSON: every field, ids as strings, times as ISO 8601 UTC."""
     out = {f.name: getattr(a, f.name) for f in fields(a)}
@@ -63,10 +51,6 @@ def anomaly_to_wire(a: Anomaly) -> dict[str, Any]:
     out["created_at"] = iso_utc(a.created_at)
     out["series_id"] = str(a.series_id)
     return out
-
-
-def _iso(ts: datetime | None) -> str | None:
-    return iso_utc(ts) if ts is not None else None
 
 
 def hypothesis_to_wire(h: Hypothesis) -> dict[str, Any]:
@@ -91,12 +75,12 @@ def incident_to_wire(i: Incident) -> dict[str, Any]:
         "priority": i.priority,
         "priority_reason": i.priority_reason,
         "opened_at": iso_utc(i.opened_at),
-        "acknowledged_at": _iso(i.acknowledged_at),
-        "mitigated_at": _iso(i.mitigated_at),
-        "resolved_at": _iso(i.resolved_at),
-        "closed_at": _iso(i.closed_at),
-        "escalated_at": _iso(i.escalated_at),
-        "updated_at": _iso(i.updated_at),
+        "acknowledged_at": iso_or_none(i.acknowledged_at),
+        "mitigated_at": iso_or_none(i.mitigated_at),
+        "resolved_at": iso_or_none(i.resolved_at),
+        "closed_at": iso_or_none(i.closed_at),
+        "escalated_at": iso_or_none(i.escalated_at),
+        "updated_at": iso_or_none(i.updated_at),
         "services": list(i.services),
         "origin_service": i.origin_service,
         "team": i.team,
@@ -132,8 +116,8 @@ def alert_to_wire(a: Alert) -> dict[str, Any]:
         "name": a.name,
         "status": "flapping" if a.flapping and a.status.value == "firing" else a.status.value,
         "starts_at": iso_utc(a.starts_at),
-        "ends_at": _iso(a.ends_at),
-        "last_seen": _iso(a.last_seen),
+        "ends_at": iso_or_none(a.ends_at),
+        "last_seen": iso_or_none(a.last_seen),
         "service": a.service,
         "severity": a.severity,
         "source": a.source,
@@ -143,7 +127,7 @@ def alert_to_wire(a: Alert) -> dict[str, Any]:
         "suppressed_by": a.suppressed_by or None,
         "inhibited_by": a.inhibited_by or None,
         "change_id": a.change_id or None,
-        "held_until": _iso(a.held_until),
+        "held_until": iso_or_none(a.held_until),
         "flapping": a.flapping,
         "value": a.value,
         "score": a.score,
@@ -171,7 +155,7 @@ def silence_to_wire(s: Silence, now: datetime) -> dict[str, Any]:
         "endsAt": iso_utc(s.ends_at),
         "createdBy": s.created_by,
         "comment": s.comment,
-        "updatedAt": _iso(s.updated_at),
+        "updatedAt": iso_or_none(s.updated_at),
         "status": {"state": state},
     }
 
@@ -186,7 +170,7 @@ def window_to_wire(w: MaintenanceWindow) -> dict[str, Any]:
         "reason": w.reason,
         "created_by": w.created_by,
         "recurrence": w.recurrence or None,
-        "until": _iso(w.until),
+        "until": iso_or_none(w.until),
         "source": w.source,
     }
 
@@ -261,35 +245,3 @@ def budget_point_to_wire(s: BudgetStatus) -> dict[str, Any]:
         "state": s.state.value,
         "alerts": list(s.alerts),
     }
-
-
-def backlog_item_to_wire(
-    item: BacklogItem, revision: int | None = None, deliveries: Sequence[Delivery] = ()
-) -> dict[str, Any]:
-    """A reliability backlog item (``GET /api/v1/backlog``, tracker webhooks); with ``deliveries``,
-    ``links`` names each tracker's issue URL and ``deliveries`` says what each tracker holds."""
-    links = {**dict(item.links), **{d.tracker: d.url for d in deliveries if d.url}}
-    out: dict[str, Any] = {
-        "id": item.id,
-        "slo": item.slo,
-        "cause": item.cause,
-        "service": item.service,
-        "title": item.title,
-        "status": item.status,
-        "priority_score": item.priority_score,
-        "capacity_share": item.capacity_share,
-        "revision": revision,
-        "created_at": _iso(item.created_at),
-        "updated_at": _iso(item.updated_at),
-        "closed_at": _iso(item.closed_at),
-        "links": links,
-        "evidence": dict(item.evidence),
-    }
-    if deliveries:
-        out["deliveries"] = [
-            {"tracker": d.tracker, "external_id": d.external_id or None, "url": d.url or None,
-             "status": d.status, "revision": d.revision, "attempts": d.attempts,
-             "last_error": d.last_error or None, "synced_at": _iso(d.synced_at)}
-            for d in deliveries
-        ]  # fmt: skip
-    return out

@@ -407,12 +407,12 @@ def run_demo(db: str, console: Console, keep: bool = False) -> dict[str, Any]:
 
 def show_incidents(db: str, console: Console) -> list[dict[str, Any]]:
     """Simulate a faulty estate, replay it through every stage, show the incidents against the truth."""
-    from api.cli_incidents import incidents_table
+    from api.cli.incidents import incidents_table
+    from api.common import incident_page
     from api.replay import replay
-    from api.routers.incidents import incident_page
-    from bench.incidents import score_scenario
-    from bench.simulator import simulate
     from core.store import Store
+    from detect.incidents.scoring import score_scenario
+    from ingest.simulator import simulate
 
     console.rule("[bold]opsloop demo: from signals to incidents")
     base = Path(db).with_suffix("")
@@ -455,7 +455,7 @@ def show_diagnoses(
     items: list[dict[str, Any]], truth: dict[str, Any], ranks: list[int], db: str, console: Console
 ) -> None:
     """Each incident's leading hypotheses beside the injected root cause, and one in full."""
-    from api.cli_diagnose import hypotheses_table
+    from api.cli.diagnose import hypotheses_table
 
     console.print(
         f"[bold]8.[/] Diagnose ran as each incident opened and gained alerts "
@@ -480,7 +480,7 @@ def show_diagnoses(
 
 def show_slos(db: str, console: Console) -> None:
     """The scenario's SLOs at the end of the replay, and the backlog items the budget policy made."""
-    from api.cli_slo_status import slo_table
+    from api.cli.slo_status import slo_table
     from api.convert import slo_to_wire
     from core.store import Store
     from slo.backlog_repository import list_items

@@ -20,9 +20,9 @@ from pathlib import Path
 from core.batch import WriteBatch
 from core.settings import Settings
 from core.store import Store
-from detect.correlate import Topology
+from core.topology import Topology
 from detect.engine import DetectionEngine
-from detect.incidents import IncidentPipeline, PipelineConfig
+from detect.incidents.pipeline import IncidentPipeline, PipelineConfig
 from diagnose.runner import DiagnosisRunner
 from ingest.scenario import open_scenario
 from slo.engine import PolicyHook, SloEngine, default_policy

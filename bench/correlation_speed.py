@@ -25,8 +25,8 @@ from core.batch import AlertCommand, WriteBatch
 from core.model import ConfigurationItem, ExternalAlert, ExternalAlertStatus
 from core.settings import Settings
 from core.store import Store
-from detect.correlate import Topology
-from detect.incidents import IncidentPipeline
+from core.topology import Topology
+from detect.incidents.pipeline import IncidentPipeline
 
 __all__ = ["run_correlation_speed"]
 

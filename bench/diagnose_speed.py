@@ -25,8 +25,8 @@ from bench.correlation_speed import estate
 from core.batch import LOGS_SCHEMA, POINTS_SCHEMA, SERIES_SCHEMA, WriteBatch
 from core.model import Alert, AlertStatus, Change, ChangeKind, ConfigurationItem, Incident, IncidentStatus
 from core.store import Store
-from detect import incident_repository as repo
-from detect.correlate import Topology
+from core.topology import Topology
+from detect.incidents import repository as repo
 
 __all__ = ["FAULTS", "SyntheticIncident", "run_diagnose_speed", "write_incident"]
 

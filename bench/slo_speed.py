@@ -21,9 +21,9 @@ import numpy as np
 import pyarrow as pa
 
 from core.batch import POINTS_SCHEMA, SERIES_SCHEMA, WriteBatch
+from core.selectors import parse_selector
 from core.series import series_id
 from core.store import Store
-from detect.filter import parse_selector
 from slo.evaluate import EvaluationConfig, evaluate
 from slo.spec import BudgetingMethod, RatioSli, Selector, SloSpec, TimeWindow
 

@@ -39,8 +39,8 @@ import numpy as np
 from core.errors import NotFoundError
 from core.model import Alert, Change, Hypothesis, HypothesisKind, Incident, KnownError
 from core.store import Store
-from detect import incident_repository as repo
-from detect.correlate import Topology
+from core.topology import Topology
+from detect.incidents import repository as repo
 from diagnose.evidence import (
     PastIncident,
     learned_edges,

@@ -13,7 +13,7 @@ import threading
 from datetime import datetime
 
 from core.telemetry import DIAGNOSES, DIAGNOSIS_SECONDS
-from detect.incidents import IncidentPipeline
+from detect.incidents.pipeline import IncidentPipeline
 from diagnose.diagnoser import Diagnoser, Diagnosis
 
 __all__ = ["DiagnosisRunner"]

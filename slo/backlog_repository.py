@@ -14,12 +14,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from core.model import Alert, BacklogItem, Incident
+from core.model import Alert, BacklogItem, Delivery, Incident
 from core.store import Store
-from detect.incident_repository import alerts_of, incident_by_id
+from detect.incidents.repository import alerts_of, incident_by_id
 
 __all__ = [
-    "Delivery",
     "ServiceProfile",
     "StoredItem",
     "alerts_of_incidents",
@@ -58,26 +57,6 @@ class StoredItem:
 
     item: BacklogItem
     revision: int
-
-
-@dataclass(frozen=True, slots=True)
-class Delivery:
-    """Where one tracker holds an item: its issue id/key and URL, and the revision pushed there.
-
-    ``status``: ``synced`` (revision delivered), ``retry`` (a recoverable failure; tried again
-    on the next run), ``failed`` (the tracker refused this revision; not retried until the item
-    changes) or ``skipped`` (closed before it was ever delivered, so no issue was opened).
-    """
-
-    item_id: str
-    tracker: str
-    external_id: str
-    url: str
-    status: str
-    revision: int
-    attempts: int = 0
-    last_error: str = ""
-    synced_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,7 +22,7 @@ from core.batch import AlertCommand, WriteBatch
 from core.model import BudgetStatus, ExternalAlert, ExternalAlertStatus
 from core.settings import Settings
 from core.store import Store
-from detect.incident_repository import load_windows
+from detect.incidents.repository import load_windows
 from slo.evaluate import EvaluationConfig, SliceCache, save_snapshots
 from slo.repository import load_specs, save_specs
 from slo.spec import SloSpec, load_openslo

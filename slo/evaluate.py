@@ -42,7 +42,7 @@ from numpy.typing import NDArray
 
 from core.model import BudgetState, BudgetStatus, MaintenanceWindow
 from core.store import Store
-from detect.suppress import window_active
+from detect.incidents.suppress import window_active
 from slo import maths
 from slo.spec import (
     BudgetingMethod,

@@ -152,7 +152,7 @@ def prometheus_rules(specs: Iterable[SloSpec], windows: Sequence[AlertWindow] | 
 
     Example
     -------
-    >>> from detect.filter import parse_selector
+    >>> from core.selectors import parse_selector
     >>> from slo.spec import BudgetingMethod, RatioSli, Selector, TimeWindow
     >>> def sel(text):
     ...     return Selector(text, parse_selector(text))

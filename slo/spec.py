@@ -28,7 +28,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 
 from core.errors import ConfigError
-from detect.filter import Matcher, parse_selector
+from core.selectors import Matcher, parse_selector
 
 __all__ = [
     "AlertCondition",

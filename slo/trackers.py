@@ -36,14 +36,13 @@ from typing import Any, Protocol
 
 import httpx
 
-from api.convert import backlog_item_to_wire
 from core.errors import ActionError, ConfigError
-from core.model import BacklogItem
+from core.model import BacklogItem, Delivery
 from core.settings import Settings
 from core.store import Store
 from core.telemetry import BACKLOG_DELIVERIES
+from core.wire import backlog_item_to_wire
 from slo import backlog_repository as repo
-from slo.backlog_repository import Delivery
 
 __all__ = [
     "ExternalRef",

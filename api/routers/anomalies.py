@@ -7,7 +7,6 @@ within bounds and is recorded; the answer carries the new threshold.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -15,8 +14,8 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import require
+from api.common import parse_series_id, parse_time
 from api.convert import anomaly_to_wire
-from core.errors import SchemaError
 from detect import repository
 from detect.engine import DetectionEngine
 
@@ -29,28 +28,6 @@ class FeedbackRequest(BaseModel):
     verdict: Literal["false_positive", "true_positive"]
     user: str | None = Field(default=None, max_length=200)
     comment: str | None = Field(default=None, max_length=4000)
-
-
-def parse_time(field: str, text: str | None) -> datetime | None:
-    """RFC 3339 or Unix seconds -> naive UTC (the store's convention); 422 naming ``field``."""
-    if text is None or text == "":
-        return None
-    try:
-        return datetime.fromtimestamp(float(text), UTC).replace(tzinfo=None)
-    except ValueError:
-        pass
-    try:
-        ts = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise SchemaError(field, f"expected RFC 3339 or Unix seconds, got {text!r}") from exc
-    return ts if ts.tzinfo is None else ts.astimezone(UTC).replace(tzinfo=None)
-
-
-def parse_series_id(field: str, text: str) -> int:
-    """A series id (decimal, 63-bit)."""
-    if not text.isdigit() or int(text) >= 1 << 64:
-        raise SchemaError(field, f"expected a decimal series id, got {text!r}")
-    return int(text)
 
 
 @router.get("/api/v1/anomalies", dependencies=[Depends(require("read"))])

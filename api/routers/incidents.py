@@ -14,37 +14,28 @@ runs by itself when an incident opens or gains alerts) and stores the ranked hyp
 
 from __future__ import annotations
 
-import base64
-import binascii
-from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from api.auth import credentials, require
+from api.auth import require
+from api.common import actor_of, incident_detail, incident_page, parse_priorities, parse_statuses, parse_time
 from api.convert import (
     alert_to_wire,
     diagnosis_to_wire,
-    incident_detail_to_wire,
     incident_to_wire,
     timeline_to_wire,
 )
-from api.routers.anomalies import parse_time
-from core.errors import NotFoundError, SchemaError
+from core.errors import SchemaError
 from core.model import IncidentStatus
-from core.store import Store
-from detect import incident_repository as repo
-from detect.incidents import IncidentPipeline
+from detect.incidents import repository as repo
+from detect.incidents.pipeline import IncidentPipeline
 from diagnose.diagnoser import Diagnoser
 
 router = APIRouter(tags=["incidents"])
 
-ACTIVE = "active"
-ACTIVE_STATUSES = (IncidentStatus.OPEN, IncidentStatus.ACKNOWLEDGED, IncidentStatus.MITIGATED)
-PRIORITIES = ("P1", "P2", "P3", "P4")
 ALERT_STATUSES = ("firing", "resolved")
 _ACTIONS = {
     "ack": IncidentStatus.ACKNOWLEDGED,
@@ -77,118 +68,6 @@ class NoteRequest(BaseModel):
 
 
 # ------------------------------------------------------------------ parameters (shared with the CLI)
-
-
-def parse_statuses(field: str, values: Sequence[str]) -> list[str]:
-    """Literal statuses, ``active`` expanded; repeated or comma-separated; 422 naming ``field``.
-
-    >>> parse_statuses("status", ["active", "closed"])
-    ['open', 'acknowledged', 'mitigated', 'closed']
-    """
-    known = {s.value for s in IncidentStatus}
-    out: list[str] = []
-    for value in values:
-        for part in (p.strip().lower() for p in value.split(",")):
-            if not part:
-                continue
-            if part == ACTIVE:
-                expanded = [s.value for s in ACTIVE_STATUSES]
-            elif part in known:
-                expanded = [part]
-            else:
-                raise SchemaError(
-                    field, f"unknown status {part!r} (expected active or one of {sorted(known)})"
-                )
-            out += [s for s in expanded if s not in out]
-    return out
-
-
-def parse_priorities(field: str, values: Sequence[str]) -> list[str]:
-    """Priorities ``P1``..``P4`` (case-insensitive, repeated or comma-separated); 422 naming ``field``."""
-    out: list[str] = []
-    for value in values:
-        for part in (p.strip().upper() for p in value.split(",")):
-            if not part:
-                continue
-            if part not in PRIORITIES:
-                raise SchemaError(
-                    field, f"unknown priority {part!r} (expected one of {', '.join(PRIORITIES)})"
-                )
-            if part not in out:
-                out.append(part)
-    return out
-
-
-def encode_cursor(opened_at: datetime, incident_id: str) -> str:
-    """The opaque cursor after an incident: URL-safe base64 of ``opened_at|id``.
-
-    >>> decode_cursor(encode_cursor(datetime(2026, 1, 2, 3, 4, 5, 6), "INC-7"))
-    (datetime.datetime(2026, 1, 2, 3, 4, 5, 6), 'INC-7')
-    """
-    raw = f"{opened_at.isoformat()}|{incident_id}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str, field: str = "cursor") -> tuple[datetime, str]:
-    """The (opened_at, id) a cursor stands for; 422 naming ``field`` when it is not one of ours."""
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        stamp, sep, incident_id = raw.partition("|")
-        opened_at = datetime.fromisoformat(stamp)
-    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
-        raise SchemaError(field, "not a cursor this server issued") from exc
-    if not sep or not incident_id or opened_at.tzinfo is not None:
-        raise SchemaError(field, "not a cursor this server issued")
-    return opened_at, incident_id
-
-
-def incident_page(
-    store: Store,
-    *,
-    status: Sequence[str] = (),
-    service: str | None = None,
-    priority: Sequence[str] = (),
-    since: datetime | None = None,
-    limit: int = 50,
-    cursor: str | None = None,
-) -> dict[str, Any]:
-    """One page of incidents, newest first: ``{items, next_cursor, total}``."""
-    after = decode_cursor(cursor) if cursor else None
-    filters: dict[str, Any] = {
-        "status": status,
-        "service": service or None,
-        "priority": priority,
-        "since": since,
-    }
-    found = repo.list_incidents(store, **filters, limit=limit + 1, after=after)
-    page = found[:limit]
-    more = len(found) > limit
-    return {
-        "items": [incident_to_wire(i) for i in page],
-        "next_cursor": encode_cursor(page[-1].opened_at, page[-1].id) if more and page else None,
-        "total": repo.count_incidents(store, **filters),
-    }
-
-
-def incident_detail(store: Store, incident_id: str) -> dict[str, Any]:
-    """An incident with its alerts and timeline; ``NotFoundError`` naming the id."""
-    incident = repo.incident_by_id(store, incident_id)
-    if incident is None:
-        raise NotFoundError(f"incident {incident_id!r} not found")
-    return incident_detail_to_wire(
-        incident, repo.alerts_of(store, incident_id), repo.timeline_of(store, incident_id)
-    )
-
-
-def actor_of(request: Request, given: str | None = None) -> str:
-    """Who acts: ``given`` if set, else the token's name (its id when unnamed), else ``anonymous``."""
-    if given and given.strip():
-        return given.strip()
-    token = credentials(request)
-    if not token:
-        return "anonymous"
-    store: Store = request.app.state.store
-    return store.token_name(token) or "anonymous"
 
 
 def _pipeline(request: Request) -> IncidentPipeline:

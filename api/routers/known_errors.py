@@ -17,8 +17,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from api.auth import require
+from api.common import actor_of
 from api.convert import iso_utc
-from api.routers.incidents import actor_of
 from core.model import KnownError
 from diagnose.known_errors import created_now, delete_known_error, list_known_errors, save_known_error
 

@@ -24,14 +24,13 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from api.auth import require
+from api.common import actor_of, parse_time
 from api.convert import silence_to_wire, window_to_wire
-from api.routers.anomalies import parse_time
-from api.routers.incidents import actor_of
 from core.errors import NotFoundError, SchemaError
 from core.model import MaintenanceWindow, Silence, SilenceMatcher
-from detect import incident_repository as repo
-from detect.incidents import IncidentPipeline
-from detect.suppress import validate_silence, validate_window
+from detect.incidents import repository as repo
+from detect.incidents.pipeline import IncidentPipeline
+from detect.incidents.suppress import validate_silence, validate_window
 
 router = APIRouter(tags=["silences"])
 

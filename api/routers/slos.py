@@ -13,8 +13,8 @@ from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import require
+from api.common import parse_time
 from api.convert import budget_point_to_wire, slo_to_wire
-from api.routers.anomalies import parse_time
 from core.errors import ConfigError, NotFoundError, SchemaError
 from core.store import Store
 from slo.engine import SloEngine

@@ -13,7 +13,7 @@ import httpx
 
 from core.model import Alert, Incident, IncidentStatus, TimelineEntry
 from core.store import Store
-from detect import incident_repository as repo
+from detect.incidents import repository as repo
 
 T = TypeVar("T")
 

@@ -9,10 +9,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from core.model import BudgetState
+from core.model import BudgetState, Delivery
 from core.settings import Settings
 from slo import backlog_repository as repo
-from slo.backlog_repository import Delivery
 from slo.policy import PolicyConfig, apply_policy
 from tests.conftest import LiveServer, free_port, serving
 from tests.slo.backlog_helpers import SLO, T0, seed_incident, status

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from api import cli_diagnose, cli_incidents
 from api.cli import app
+from api.cli import diagnose as cli_diagnose
+from api.cli import incidents as cli_incidents
 from bench.diagnose_speed import SyntheticIncident, write_incident
 from core.settings import Settings
 from core.store import Store

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from api.routers.incidents import decode_cursor, encode_cursor, parse_statuses
+from api.common import decode_cursor, encode_cursor, parse_statuses
 from core.errors import SchemaError
 from core.model import Alert, AlertStatus, Incident, IncidentStatus, TimelineEntry
 from core.settings import Settings

@@ -8,13 +8,14 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from api import cli_incidents, cli_replay
 from api.cli import app
+from api.cli import incidents as cli_incidents
+from api.cli import replay as cli_replay
 from api.replay import replay
-from bench.incidents import score_scenario
-from bench.simulator import simulate
 from core.settings import Settings
 from core.store import Store
+from detect.incidents.scoring import score_scenario
+from ingest.simulator import simulate
 
 for module in (cli_replay, cli_incidents):
     module.register(app)

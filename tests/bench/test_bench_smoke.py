@@ -16,7 +16,7 @@ import typer
 from click.testing import Result
 from typer.testing import CliRunner
 
-from api.cli_bench import register
+from api.cli.bench import register
 from bench.ingest import PATHS
 from tests.bench.nab_corpus import write_corpus
 

@@ -12,10 +12,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from api import cli_bench, cli_bench_logs
+from api.cli import bench as cli_bench
 from bench.loghub import grouping_accuracy, load_system, run_log_bench, system_names
 
-LOGHUB = cli_bench_logs.DEFAULT_LOGHUB
+LOGHUB = cli_bench.DEFAULT_LOGHUB
 
 
 @pytest.mark.parametrize(
@@ -117,7 +117,6 @@ def test_bench_on_a_fixture_folder(fixture_folder: Path) -> None:
 def _cli() -> typer.Typer:
     app = typer.Typer()
     cli_bench.register(app)
-    cli_bench_logs.register(app)
     return app
 
 
@@ -132,7 +131,7 @@ def test_cli_json_on_a_fixture_folder(fixture_folder: Path) -> None:
 
 
 def test_default_data_is_the_shared_folder_next_to_the_repo() -> None:
-    repo = Path(cli_bench_logs.__file__).resolve().parents[1]
+    repo = Path(cli_bench.__file__).resolve().parents[2]
     expected = repo.parent / "shared" / "benchmarks" / "loghub"
     assert expected == LOGHUB
 

@@ -14,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from api.cli_bench import register
+from api.cli.bench import register
 from bench.rca_nezha import (
     COLUMN_SIGNALS,
     KS,
@@ -180,8 +180,6 @@ def test_accuracy_is_monotone_in_k_and_avg5_is_the_mean(ranks: list[int | None])
 
 @pytest.mark.skipif(not REAL_DATA.is_dir(), reason=f"the Nezha data is not at {REAL_DATA}")
 def test_the_cli_runs_the_real_folder_and_prints_the_json_shape() -> None:
-    import api.cli_bench_rca  # noqa: F401  (puts `rca` on the bench group)
-
     root = typer.Typer()
     register(root)
     result = CliRunner().invoke(root, ["bench", "rca", "--data", str(REAL_DATA), "--json"])
@@ -198,8 +196,6 @@ def test_the_cli_runs_the_real_folder_and_prints_the_json_shape() -> None:
 
 
 def test_the_cli_refuses_a_folder_without_days(tmp_path: Path) -> None:
-    import api.cli_bench_rca  # noqa: F401
-
     root = typer.Typer()
     register(root)
     result = CliRunner().invoke(root, ["bench", "rca", "--data", str(tmp_path), "--json"])

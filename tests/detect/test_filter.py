@@ -10,8 +10,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from core.errors import ConfigError
+from core.selectors import parse_selector
 from detect.base import PointBatch, Scores
-from detect.filter import AnomalyFilter, Controls, Rule, load_rules, parse_selector, to_probability
+from detect.filter import AnomalyFilter, Controls, Rule, load_rules, to_probability
 
 
 def decide(f: AnomalyFilter, values: list[float], expected: float, prob: float = 0.9999) -> list[bool]:

@@ -16,7 +16,7 @@ from core.batch import POINTS_SCHEMA, WriteBatch
 from core.errors import NotFoundError
 from core.model import HypothesisKind, Incident, IncidentStatus, TimelineEntry
 from core.store import Store
-from detect import incident_repository as repo
+from detect.incidents import repository as repo
 from diagnose.diagnoser import Diagnoser
 from diagnose.evidence import load_metrics
 

@@ -13,9 +13,9 @@ from core.batch import AlertCommand, WriteBatch
 from core.model import ExternalAlert, ExternalAlertStatus
 from core.settings import Settings
 from core.store import Store
-from detect import incident_repository as repo
-from detect.correlate import Topology
-from detect.incidents import IncidentPipeline
+from core.topology import Topology
+from detect.incidents import repository as repo
+from detect.incidents.pipeline import IncidentPipeline
 from diagnose.runner import DiagnosisRunner
 
 SERVICES, SEED = 14, 1

@@ -14,7 +14,7 @@ import httpx
 import pytest
 import yaml
 
-from detect.filter import parse_selector
+from core.selectors import parse_selector
 from slo.rules import dump_rules, prometheus_rules
 from slo.spec import BudgetingMethod, RatioSli, Selector, SloSpec, ThresholdSli, TimeWindow
 from tests.conftest import free_port

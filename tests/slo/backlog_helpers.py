@@ -16,7 +16,7 @@ from core.model import (
     IncidentStatus,
 )
 from core.store import Store
-from detect import incident_repository as incidents_repo
+from detect.incidents import repository as incidents_repo
 
 T0 = datetime(2026, 3, 1, 12, 0, 0)
 SLO = "checkout-availability"

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from core.errors import ConfigError
-from detect.filter import parse_selector
+from core.selectors import parse_selector
 from slo import conventions as c
 from slo.rules import dump_rules, prometheus_rules, promql_duration
 from slo.spec import (
@@ -332,7 +332,7 @@ def test_promtool_rule_tests_fire_page_and_ticket_only_when_they_should(tmp_path
 @pytest.fixture
 def cli() -> CliRunner:
     from api.cli import app
-    from api.cli_slo import register
+    from api.cli.slo import register
 
     if not any(group.name == "slo" for group in app.registered_groups):
         register(app)

@@ -17,11 +17,11 @@ from rich.console import Console
 from rich.table import Table
 
 from api.cli import DbOption, JsonOption, settings_for
+from api.common import parse_time
 from api.convert import diagnosis_to_wire
-from api.routers.anomalies import parse_time
 from core.errors import OpsloopError
 from core.store import Store
-from detect import incident_repository as repo
+from detect.incidents import repository as repo
 from diagnose.diagnoser import Diagnoser
 
 

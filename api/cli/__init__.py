@@ -1,6 +1,6 @@
 """The ``opsloop`` command line. Every command that touches data takes ``--db PATH``.
 
-Commands live in small modules (``api/cli_*.py``), each with ``register(app)``; this module
+Commands live in small modules (``api/cli/<group>.py``), each with ``register(app)``; this module
 only assembles them, so adding a command never means editing a long file.
 """
 
@@ -32,22 +32,20 @@ DbOption = Annotated[
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="print JSON instead of a table")]
 
-#: Modules under ``api`` that add commands with ``register(app)``.
+#: Modules under ``api.cli`` that add commands with ``register(app)``.
 CLI_MODULES: tuple[str, ...] = (
-    "cli_demo",
-    "cli_topology",
-    "cli_scrape",
-    "cli_ingest",
-    "cli_bench",
-    "cli_bench_rca",
-    "cli_bench_logs",
-    "cli_detect",
-    "cli_incidents",
-    "cli_diagnose",
-    "cli_simulate",
-    "cli_replay",
-    "cli_slo_status",
-    "cli_slo",
+    "demo",
+    "topology",
+    "scrape",
+    "ingest",
+    "bench",
+    "detect",
+    "incidents",
+    "diagnose",
+    "simulate",
+    "replay",
+    "slo_status",
+    "slo",
 )
 
 
@@ -146,5 +144,5 @@ def summary(db: DbOption = None, as_json: JsonOption = False) -> None:
 def main() -> None:
     """Console-script entry point."""
     for name in CLI_MODULES:
-        import_module(f"api.{name}").register(app)
+        import_module(f"api.cli.{name}").register(app)
     app()

@@ -9,7 +9,7 @@ import numpy as np
 from typer.testing import CliRunner
 
 from api.cli import app
-from api.cli_detect import register
+from api.cli.detect import register
 from core.batch import WriteBatch
 from core.store import Store
 from ingest.points import PointsBuilder

@@ -21,7 +21,7 @@ from typing import Any
 
 from core.errors import SchemaError
 from core.model import Alert, Change, MaintenanceWindow, Silence, SilenceMatcher
-from detect.filter import Matcher
+from core.selectors import Matcher
 
 __all__ = [
     "active_window",

@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from core.model import Alert
-from detect.correlate import Topology
+from core.topology import Topology
 
 __all__ = ["Assessment", "assess"]
 

@@ -28,10 +28,11 @@ from core.model import (
 )
 from core.settings import Settings
 from core.store import Store
-from detect import incident_repository as repo
-from detect.alerts import AnomalyAlerter
-from detect.correlate import CorrelationConfig, Topology, correlation_from
-from detect.incidents import IncidentPipeline, PipelineConfig
+from core.topology import Topology
+from detect.incidents import repository as repo
+from detect.incidents.alerts import AnomalyAlerter
+from detect.incidents.correlate import CorrelationConfig, correlation_from
+from detect.incidents.pipeline import IncidentPipeline, PipelineConfig
 
 T0 = datetime(2026, 3, 2, 10, 0)
 TOPOLOGY = [

@@ -1,4 +1,5 @@
-"""``opsloop bench ...``: benchmarks that print figures (ingest, detect, nab, e2e, incidents, correlation)."""
+"""``opsloop bench ...``: benchmarks that print figures (ingest, detect, nab, e2e, incidents, correlation,
+slo, diagnose, rca, logs). The one CLI module that may import ``bench``."""
 
 from __future__ import annotations
 
@@ -313,6 +314,114 @@ def bench_diagnose(
     top = result["top_hypothesis"] or {}
     table.add_row(
         "top hypothesis / injected root", f"{top.get('service')} ({top.get('kind')}) / {result['root_cause']}"
+    )
+    Console().print(table)
+
+
+#: The Nezha subset shipped beside the repository (``/work/shared/...`` from ``/work/main``).
+DEFAULT_DATA = Path(__file__).resolve().parents[3] / "shared" / "benchmarks" / "rca" / "nezha"
+
+
+@bench_app.command("rca")
+def bench_rca(
+    data: Annotated[
+        Path, typer.Option("--data", help="folder of Nezha day folders (<day>/metric/*.csv + fault list)")
+    ] = DEFAULT_DATA,
+    as_json: JsonOption = False,
+) -> None:
+    """AC@1/3/5 and Avg@5 of the metric-based ranker per system, split into resource and code faults."""
+    from bench.rca_nezha import PUBLISHED, day_folders, run_rca_bench
+
+    if not data.is_dir() or not day_folders(data):
+        raise typer.BadParameter(f"{data} holds no Nezha day folders (<day>/metric/)", param_hint="--data")
+    if as_json:
+        print(json.dumps(run_rca_bench(data).as_dict()))
+        return
+    err = Console(stderr=True)
+    with err.status("ranking") as status:
+        result = run_rca_bench(data, progress=lambda msg: status.update(msg)).as_dict()
+    table = Table(
+        "system",
+        "method",
+        "faults",
+        "AC@1",
+        "AC@3",
+        "AC@5",
+        "Avg@5",
+        title="Nezha RCA, service level (published rows dim)",
+    )
+    for system, splits in result.items():
+        if not isinstance(splits, dict):
+            continue
+        for split, fig in splits.items():
+            table.add_row(
+                system if split == "all" else "",
+                f"opsloop, {split}",
+                str(fig["n"]),
+                *(f"{fig[k]:.2f}" for k in ("AC@1", "AC@3", "AC@5", "Avg@5")),
+                style="bold" if split == "all" else None,
+            )
+        for method, figures in PUBLISHED.items():
+            if system in figures:
+                table.add_row("", method, "", *(f"{v:.2f}" for v in figures[system]), "-", style="dim")
+    Console().print(table)
+    err.print(f"[dim]{result['seconds']:.1f} s[/dim]")
+
+
+#: The Loghub 2k folder next to the repository (``../shared/benchmarks/loghub``).
+DEFAULT_LOGHUB = Path(__file__).resolve().parents[3] / "shared" / "benchmarks" / "loghub"
+
+
+@bench_app.command("logs")
+def bench_logs(
+    data: Annotated[
+        Path, typer.Option("--data", help="Loghub 2k folder: one <S>/<S>_2k.log_structured*.csv per system")
+    ] = DEFAULT_LOGHUB,
+    as_json: JsonOption = False,
+    systems: Annotated[
+        list[str] | None, typer.Option("--systems", help="only these systems (repeat the option)")
+    ] = None,
+) -> None:
+    """Grouping accuracy per Loghub system (corrected and original truth) and lines/s of parsing."""
+    from bench.loghub import DRAIN_PUBLISHED_GA, run_log_bench, system_names
+
+    names = system_names(data)
+    if not names:
+        raise typer.BadParameter(f"{data} holds no Loghub system folder", param_hint="--data")
+    unknown = sorted(set(systems or ()) - set(names))
+    if unknown:
+        raise typer.BadParameter(f"no such system under {data}: {', '.join(unknown)}", param_hint="--systems")
+    if as_json:
+        print(json.dumps(run_log_bench(data, systems=systems).as_dict()))
+        return
+    err = Console(stderr=True)
+    with err.status("parsing Loghub") as status:
+        result = run_log_bench(data, progress=lambda msg: status.update(msg), systems=systems)
+    table = Table(
+        "system",
+        "GA (corrected)",
+        "GA (original)",
+        "Drain GA (published, original)",
+        "templates",
+        title=f"opsloop log templates on Loghub 2k ({result.lines_per_s:,.0f} lines/s)",
+    )
+    for name, ga in result.grouping_accuracy.items():
+        drain = DRAIN_PUBLISHED_GA.get(name)
+        table.add_row(
+            name,
+            f"{ga:.4f}",
+            f"{result.grouping_accuracy_original[name]:.4f}",
+            "" if drain is None else f"{drain:.4f}",
+            str(result.clusters[name]),
+        )
+    shown = [DRAIN_PUBLISHED_GA[n] for n in result.grouping_accuracy if n in DRAIN_PUBLISHED_GA]
+    table.add_row(
+        "mean",
+        f"{result.mean_grouping_accuracy:.4f}",
+        f"{result.mean_grouping_accuracy_original:.4f}",
+        f"{sum(shown) / len(shown):.4f}" if shown else "",
+        "",
+        style="bold",
     )
     Console().print(table)
 

@@ -17,8 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from api.cli import DbOption, JsonOption, settings_for
-from api.routers.anomalies import parse_time
-from api.routers.incidents import incident_detail, incident_page, parse_priorities, parse_statuses
+from api.common import incident_detail, incident_page, parse_priorities, parse_statuses, parse_time
 from core.errors import NotFoundError, OpsloopError
 from core.store import Store
 
@@ -135,7 +134,7 @@ def show(
         alerts.add_row(a["name"], a["service"], a["severity"], a["status"], _when(a["starts_at"]), why)
     console.print(alerts)
     if detail["hypotheses"]:
-        from api.cli_diagnose import hypotheses_table
+        from api.cli.diagnose import hypotheses_table
 
         console.print(hypotheses_table(detail["hypotheses"]))
     timeline = Table("at", "kind", "actor", "text", title="timeline")

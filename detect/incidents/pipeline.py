@@ -57,13 +57,21 @@ from core.model import (
 from core.settings import Settings
 from core.store import Store
 from core.telemetry import ALERTS_RECEIVED, CORRELATION_SECONDS, INCIDENTS_OPEN, INCIDENTS_OPENED
-from detect import incident_repository as repo
-from detect.alerts import AlertTransitions, AnomalyAlerter
-from detect.correlate import CorrelationConfig, Topology, load_correlation
-from detect.notify import FORMATS, render
-from detect.priority import assess
+from core.topology import Topology
+from detect.incidents import repository as repo
+from detect.incidents.alerts import AlertTransitions, AnomalyAlerter
+from detect.incidents.correlate import CorrelationConfig, load_correlation
+from detect.incidents.notify import FORMATS, render
+from detect.incidents.priority import assess
+from detect.incidents.suppress import (
+    active_window,
+    alert_labels,
+    deploy_for,
+    never_held,
+    silencing,
+    window_from_event,
+)
 from detect.repository import series_labels
-from detect.suppress import active_window, alert_labels, deploy_for, never_held, silencing, window_from_event
 
 __all__ = ["IncidentPipeline", "PipelineConfig"]
 

@@ -24,12 +24,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from api.cli_simulate import register
-from bench.simulator import FAULT_KINDS, METRIC_NAMES, SERIES_PER_SERVICE, simulate
+from api.cli.simulate import register
 from core.errors import ConfigError
 from core.model import ChangeKind
 from ingest.cloudevents import decode_events
 from ingest.otlp import read_jsonl
+from ingest.simulator import FAULT_KINDS, METRIC_NAMES, SERIES_PER_SERVICE, simulate
 from ingest.topology import load_document, parse_topology
 
 INTERVAL = 120

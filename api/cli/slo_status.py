@@ -1,6 +1,6 @@
 """``opsloop slo status`` and ``opsloop slo load``: evaluate and store SLOs from the command line.
 
-They hang on the ``slo`` group of ``api.cli_slo``. ``status`` evaluates every stored SLO at
+They hang on the ``slo`` group of ``api.cli.slo``. ``status`` evaluates every stored SLO at
 ``--at`` (default: the newest point in the store, so a replayed scenario's database is read
 at its own time) and prints the same objects as ``GET /api/v1/slos``.
 """
@@ -16,7 +16,7 @@ import typer
 from rich.table import Table
 
 from api.cli import DbOption, JsonOption, settings_for
-from api.cli_slo import _fail, slo_app
+from api.cli.slo import _fail, slo_app
 from core.errors import OpsloopError
 
 
@@ -50,11 +50,11 @@ def status(
     ] = None,
 ) -> None:
     """Evaluate every stored SLO: SLI, budget remaining, burn rates per alert window, state."""
-    from api.cli_incidents import wide_console
+    from api.cli.incidents import wide_console
+    from api.common import parse_time
     from api.convert import slo_to_wire
-    from api.routers.anomalies import parse_time
     from core.store import Store
-    from detect.incident_repository import load_windows
+    from detect.incidents.repository import load_windows
     from slo.evaluate import evaluate
     from slo.repository import load_specs
 
@@ -104,4 +104,4 @@ def load(
 
 
 def register(app: typer.Typer) -> None:
-    """The commands are on ``api.cli_slo``'s group; importing this module adds them."""
+    """The commands are on ``api.cli.slo``'s group; importing this module adds them."""

@@ -16,8 +16,8 @@ from cloudevents.core.bindings.http import HTTPMessage, from_http_event
 from core.model import IncidentStatus
 from core.settings import Settings
 from core.store import Store
-from detect.incidents import IncidentPipeline
-from detect.notify import Notifier
+from detect.incidents.notify import Notifier
+from detect.incidents.pipeline import IncidentPipeline
 from ingest.alertmanager import decode_webhook
 from tests.conftest import free_port
 

@@ -55,7 +55,7 @@ _INCIDENT_COLS = (
 
 
 class Notification:
-    """One outgoing message waiting in the outbox (delivered, with retry, by ``detect.notify``)."""
+    """One outgoing message waiting in the outbox (delivered, with retry, by ``detect.incidents.notify``)."""
 
     __slots__ = ("channel", "event", "id", "incident_id", "payload", "target")
 
@@ -375,3 +375,17 @@ def pending_notifications(
         "WHERE status = 'pending' AND next_attempt_at <= ? ORDER BY created_at, id LIMIT ?",
         [now, limit],
     ).fetchall()
+
+
+def alert_memberships(store: Store) -> list[tuple[str, str, datetime, str]]:
+    """Every alert as ``(id, service, starts_at, incident_id or '')`` (scoring a replay)."""
+    rows = store.query("SELECT id, service, starts_at, coalesce(incident_id, '') FROM alerts")
+    return [(str(a), str(s or ""), t, str(i)) for a, s, t, i in rows]
+
+
+def incident_openings(store: Store) -> list[tuple[str, datetime, str]]:
+    """Every incident as ``(id, opened_at, hypotheses JSON)`` (scoring a replay)."""
+    return [
+        (str(i), t, str(h or "[]"))
+        for i, t, h in store.query("SELECT id, opened_at, hypotheses FROM incidents")
+    ]

@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from api.cli import app
-from api.cli_incidents import register
+from api.cli.incidents import register
 from core.model import Alert, AlertStatus, Incident, IncidentStatus, TimelineEntry
 from core.settings import Settings
 from core.store import Store

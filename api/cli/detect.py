@@ -11,8 +11,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from api.cli import DbOption, JsonOption, settings_for
+from api.common import parse_series_id, parse_time
 from api.convert import anomaly_to_wire
-from api.routers.anomalies import parse_series_id, parse_time
 from core.errors import OpsloopError
 from core.store import Store
 

@@ -27,7 +27,8 @@ from core.model import Incident
 from core.settings import Settings
 from core.store import Store
 from core.telemetry import NOTIFICATIONS
-from detect.incident_repository import pending_notifications
+from core.wire import iso_utc
+from detect.incidents.repository import pending_notifications
 
 __all__ = ["FORMATS", "Notifier", "cdevent", "render", "slack_message"]
 
@@ -47,9 +48,7 @@ _EMOJI = {"incident.detected": ":rotating_light:", "incident.resolved": ":white_
 
 
 def _iso(ts: datetime | None) -> str:
-    if ts is None:
-        return ""
-    return ts.replace(tzinfo=UTC).isoformat().replace("+00:00", "Z")
+    return iso_utc(ts) if ts is not None else ""
 
 
 def cdevent(event: str, incident: Incident, settings: Settings) -> dict[str, Any]:

@@ -25,9 +25,9 @@ def replay(
     as_json: JsonOption = False,
 ) -> None:
     """Replay a scenario in event-time order as fast as it goes; print the incidents it opened."""
-    from api.cli_incidents import incidents_table, wide_console
+    from api.cli.incidents import incidents_table, wide_console
+    from api.common import incident_page
     from api.replay import replay as run
-    from api.routers.incidents import incident_page
     from ingest.scenario import open_scenario
 
     settings = settings_for(db)

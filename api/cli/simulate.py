@@ -29,7 +29,7 @@ def simulate(
     as_json: JsonOption = False,
 ) -> None:
     """Simulate a microservice estate with injected faults; write metrics, logs, changes and truth."""
-    from bench.simulator import simulate as run
+    from ingest.simulator import simulate as run
 
     try:
         summary = run(
