@@ -104,3 +104,16 @@ BACKLOG_DELIVERIES = Counter(
     "opsloop_backlog_deliveries", "Backlog item pushes to trackers, by tracker and outcome.", ["tracker", "outcome"],
     registry=REGISTRY,
 )  # fmt: skip
+WORKER_ROUNDS = Counter(
+    "opsloop_worker_rounds",
+    "Rounds of each background worker (detect, incidents, diagnose, slo, notify, writer), by outcome.",
+    ["worker", "outcome"],
+    registry=REGISTRY,
+)
+WORKER_ROUND_SECONDS = Histogram(
+    "opsloop_worker_round_seconds",
+    "Seconds one background worker round took.",
+    ["worker"],
+    buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0),
+    registry=REGISTRY,
+)
