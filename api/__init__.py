@@ -1,1 +1,2 @@
-"""Interfaces: the FastAPI server, the CLI, and the one module where wire meets domain."""
+"""Interfaces: the FastAPI server, the CLI (``api/cli/``), the loop's one assembly (``loop.py``),
+replay and demo, and the one module where wire meets domain (``convert.py``)."""

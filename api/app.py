@@ -13,16 +13,11 @@ from prometheus_client.exposition import choose_encoder
 
 from api import errors
 from api.auth import TokenCache
+from api.loop import assemble
 from core.settings import Settings
 from core.store import Store
 from core.telemetry import BUILD_INFO, REGISTRY
-from detect.engine import DetectionEngine
-from detect.incidents.notify import Notifier
-from detect.incidents.pipeline import IncidentPipeline
-from diagnose.runner import DiagnosisRunner
-from ingest.queue import IngestQueue
 from ingest.remote_write import RemoteWriteDecoder
-from slo.engine import SloEngine, default_policy
 
 log = logging.getLogger(__name__)
 
@@ -56,39 +51,20 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         db = store or Store(settings.db)
         app.state.store = db
         app.state.tokens = TokenCache(db)
-        app.state.queue = IngestQueue(
-            db,
-            max_rows=settings.queue_max_rows,
-            commit_max_rows=settings.commit_max_rows,
-            linger_s=settings.commit_linger_s,
-            retry_after_s=settings.retry_after_s,
-        )
+        loop = assemble(db, settings)
+        app.state.loop = loop
+        app.state.queue = loop.queue
         app.state.remote_write = RemoteWriteDecoder(settings.max_body_bytes, known_series=db.known_series)
-        app.state.engine = DetectionEngine(db, settings=settings)  # loads its snapshot (feedback needs it)
-        app.state.queue.add_listener(app.state.engine.offer)
-        app.state.incidents = IncidentPipeline(db, settings)
-        app.state.engine.add_listener(app.state.incidents.offer_detection)
-        app.state.queue.add_batch_listener(app.state.incidents.offer_batch)
-        app.state.diagnoses = DiagnosisRunner(app.state.incidents)
-        app.state.notifier = Notifier(db, max_attempts=settings.notify_retry_max)
-        app.state.slos = SloEngine(
-            db, settings, alerts=app.state.incidents.offer_batch, policy=default_policy(settings)
-        )
-        if settings.detect_enabled:
-            app.state.engine.start()
-        app.state.incidents.start()
-        app.state.diagnoses.start()
-        app.state.notifier.start()
-        app.state.slos.start(settings.slo_interval_s)
+        app.state.engine = loop.engine
+        app.state.incidents = loop.incidents
+        app.state.diagnoses = loop.diagnoses
+        app.state.notifier = loop.notifier
+        app.state.slos = loop.slos
+        loop.start()
         try:
             yield
         finally:
-            app.state.queue.close()
-            app.state.engine.stop()
-            app.state.incidents.stop()
-            app.state.diagnoses.stop()
-            app.state.notifier.stop()
-            app.state.slos.stop()
+            loop.stop()
             if own:
                 db.close()
 

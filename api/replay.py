@@ -3,7 +3,8 @@
 Each time slice is committed to the store (points, logs, events, changes), scored by the
 detection engine, and handed to the incident pipeline, whose clock is then moved to the
 slice's end; incidents that opened or changed are diagnosed with the data known at that event
-time. The engine, pipeline and diagnoser are the same objects the server runs; only the
+time. The engine, pipeline and diagnoser are the same objects the server runs, built by the
+same assembly (``api/loop.py``); only the
 clock differs (event time here, the wall clock there), so a replay reaches the incidents
 a live run of the same data would.
 """
@@ -17,15 +18,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from api.loop import assemble
 from core.batch import WriteBatch
 from core.settings import Settings
 from core.store import Store
 from core.topology import Topology
-from detect.engine import DetectionEngine
-from detect.incidents.pipeline import IncidentPipeline, PipelineConfig
-from diagnose.runner import DiagnosisRunner
+from detect.incidents.pipeline import PipelineConfig
 from ingest.scenario import open_scenario
-from slo.engine import PolicyHook, SloEngine, default_policy
+from slo.engine import PolicyHook
 from slo.repository import last_evaluated
 
 __all__ = ["ReplayResult", "replay"]
@@ -79,14 +79,9 @@ def replay(
     last: datetime | None = None
     with Store(db) as store:
         store.write(WriteBatch(source="replay", topology=list(scenario.topology)))
-        engine = DetectionEngine(store, settings=settings)
-        pipeline = IncidentPipeline(
-            store, settings, config=config, topology=Topology(scenario.topology), webhooks=[]
-        )
-        engine.add_listener(pipeline.offer_detection)
-        diagnoses = DiagnosisRunner(pipeline)
-        slos = SloEngine(store, settings, alerts=pipeline.offer_batch,
-                         policy=policy if policy is not None else default_policy(settings))  # fmt: skip
+        loop = assemble(store, settings, live=False, topology=Topology(scenario.topology), config=config,
+                        webhooks=[], policy=policy)  # fmt: skip
+        engine, pipeline, diagnoses, slos = loop.engine, loop.incidents, loop.diagnoses, loop.slos
         for spec_file in scenario.slos:
             slos.load(spec_file.read_text())
         slo_step = timedelta(seconds=slo_every_s)

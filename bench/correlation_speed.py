@@ -21,12 +21,12 @@ from typing import Any
 
 import numpy as np
 
+from api.loop import assemble
 from core.batch import AlertCommand, WriteBatch
 from core.model import ConfigurationItem, ExternalAlert, ExternalAlertStatus
 from core.settings import Settings
 from core.store import Store
 from core.topology import Topology
-from detect.incidents.pipeline import IncidentPipeline
 
 __all__ = ["run_correlation_speed"]
 
@@ -55,7 +55,8 @@ def run_correlation_speed(
         db = str(Path(tmp) / "speed.duckdb")
         with Store(db) as store:
             store.write(WriteBatch(source="bench", topology=items))
-            pipeline = IncidentPipeline(store, Settings(db=db), topology=topo, webhooks=[])
+            # the loop as the server wires it; only the incident stage runs (its worker, wall clock)
+            pipeline = assemble(store, Settings(db=db), live=False, topology=topo, webhooks=[]).incidents
             pipeline.latencies = []
             pipeline.start(poll_s=tick_s)
             base = datetime.now(UTC).replace(tzinfo=None)

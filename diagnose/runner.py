@@ -1,8 +1,10 @@
-"""Run diagnoses as incidents open and as evidence arrives, and store them on the incidents.
+"""Run diagnoses as incidents open and as evidence arrives, and hand the results on.
 
-The incident pipeline tells the runner which incidents changed and at what event time; the runner
-coalesces those requests per incident (the latest wins) and diagnoses each one with the data
-known at that time. The server runs it in a thread; a replay calls :meth:`run_pending` after each
+The loop's assembly (``api/loop.py``) subscribes :meth:`DiagnosisRunner.request` to the incident
+pipeline, which reports which incidents changed and at what event time; the runner coalesces
+those requests per incident (the latest wins), diagnoses each one with the data known at that
+time and passes the hypotheses to ``deliver`` (the pipeline's ``set_hypotheses``). The server
+runs it on a :class:`~core.worker.Worker`; a replay calls :meth:`run_pending` after each
 pipeline round, so a replayed incident gets the diagnosis a live server would have given it.
 """
 
@@ -10,38 +12,41 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
+from core.model import Hypothesis
 from core.telemetry import DIAGNOSES, DIAGNOSIS_SECONDS
-from detect.incidents.pipeline import IncidentPipeline
+from core.worker import Worker
 from diagnose.diagnoser import Diagnoser, Diagnosis
 
-__all__ = ["DiagnosisRunner"]
+__all__ = ["Deliver", "DiagnosisRunner"]
 
 log = logging.getLogger(__name__)
 
+#: Where a diagnosis goes: ``deliver(incident_id, hypotheses, as_of)``.
+Deliver = Callable[[str, Sequence[Hypothesis], datetime], object]
+
 
 class DiagnosisRunner:
-    """Diagnose incidents the pipeline reports as changed; store the hypotheses through it."""
+    """Diagnose the incidents reported as changed; deliver the hypotheses (see the module docstring)."""
 
-    def __init__(self, pipeline: IncidentPipeline, diagnoser: Diagnoser | None = None) -> None:
-        self.pipeline = pipeline
-        self.diagnoser = diagnoser or Diagnoser(pipeline.store, lambda: pipeline.topology)
+    def __init__(self, diagnoser: Diagnoser, deliver: Deliver) -> None:
+        self.diagnoser = diagnoser
+        self.deliver = deliver
         self._pending: dict[str, datetime] = {}
         self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
-        self._stop = threading.Event()
-        pipeline.add_listener(self.request)
+        self._worker: Worker | None = None
 
     def request(self, changed: list[tuple[str, datetime]]) -> None:
-        """Queue incidents for (re)diagnosis; called by the pipeline, so it only records."""
+        """Queue incidents for (re)diagnosis; called from the pipeline's round, so it only records."""
         with self._lock:
             for incident_id, at in changed:
                 prev = self._pending.get(incident_id)
                 self._pending[incident_id] = at if prev is None or at > prev else prev
 
     def run_pending(self) -> list[Diagnosis]:
-        """Diagnose every queued incident now and store the results (oldest request first)."""
+        """Diagnose every queued incident now and deliver the results (oldest request first)."""
         with self._lock:
             work = sorted(self._pending.items(), key=lambda kv: (kv[1], kv[0]))
             self._pending.clear()
@@ -49,7 +54,7 @@ class DiagnosisRunner:
         for incident_id, at in work:
             try:
                 result = self.diagnoser.diagnose(incident_id, as_of=at)
-                self.pipeline.set_hypotheses(incident_id, result.hypotheses, at)
+                self.deliver(incident_id, result.hypotheses, at)
             except Exception:  # one bad incident must not stop the others
                 log.exception("diagnosis of %s failed", incident_id)
                 DIAGNOSES.labels("failed").inc()
@@ -60,22 +65,14 @@ class DiagnosisRunner:
         return done
 
     def start(self, poll_s: float = 2.0) -> None:
-        """Diagnose in a background thread every ``poll_s``: a burst of alerts settles into one run."""
-        if self._thread is not None:
-            return
-        self._stop.clear()
-
-        def run() -> None:
-            while not self._stop.wait(poll_s):
-                self.run_pending()
-            self.run_pending()  # what was queued before stop
-
-        self._thread = threading.Thread(target=run, name="opsloop-diagnose", daemon=True)
-        self._thread.start()
+        """Diagnose on a worker every ``poll_s``: a burst of alerts settles into one run."""
+        if self._worker is None:
+            # a round that diagnosed something is followed at once by one that finds what
+            # arrived meanwhile; an empty round waits for the next poll
+            self._worker = Worker("diagnose", self.run_pending, poll_s=poll_s)
+        self._worker.start()
 
     def stop(self, timeout: float = 30.0) -> None:
-        """Finish queued diagnoses and stop the thread."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
+        """Finish queued diagnoses and stop the worker."""
+        if self._worker is not None:
+            self._worker.stop(timeout)

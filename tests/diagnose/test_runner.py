@@ -16,6 +16,7 @@ from core.store import Store
 from core.topology import Topology
 from detect.incidents import repository as repo
 from detect.incidents.pipeline import IncidentPipeline
+from diagnose.diagnoser import Diagnoser
 from diagnose.runner import DiagnosisRunner
 
 SERVICES, SEED = 14, 1
@@ -25,6 +26,13 @@ SERVICES, SEED = 14, 1
 def store(tmp_path: Path) -> Iterator[Store]:
     with Store(str(tmp_path / "run.duckdb")) as s:
         yield s
+
+
+def runner_for(pipeline: IncidentPipeline) -> DiagnosisRunner:
+    """Wire a runner to a pipeline as the loop's assembly does."""
+    runner = DiagnosisRunner(Diagnoser(pipeline.store, lambda: pipeline.topology), pipeline.set_hypotheses)
+    pipeline.add_listener(runner.request)
+    return runner
 
 
 def alert(name: str, service: str, at: datetime) -> WriteBatch:
@@ -41,7 +49,7 @@ def test_an_opened_incident_is_diagnosed_and_rediagnosed_when_alerts_join(store:
     )
     pipeline = IncidentPipeline(store, Settings(db=store.path), topology=Topology(topology_items(SERVICES, SEED)),
                                 webhooks=[])  # fmt: skip
-    runner = DiagnosisRunner(pipeline)
+    runner = runner_for(pipeline)
     callers = [s for s in built.services if s != built.root]
     pipeline.offer_batch(alert("HighCPU", built.root, built.alarm))
     pipeline.offer_batch(alert("HighLatency", callers[0], built.alarm + timedelta(seconds=30)))
@@ -71,7 +79,7 @@ def test_the_runner_thread_diagnoses_on_its_own(store: Store) -> None:
     )
     pipeline = IncidentPipeline(store, Settings(db=store.path), topology=Topology(topology_items(SERVICES, 2)),
                                 webhooks=[])  # fmt: skip
-    runner = DiagnosisRunner(pipeline)
+    runner = runner_for(pipeline)
     runner.start(poll_s=0.05)
     try:
         callers = [s for s in built.services if s != built.root]

@@ -1,0 +1,112 @@
+"""The one assembly of the closed loop: every stage built and wired here, for ``serve``,
+``replay`` and the benches alike.
+
+::
+
+    ingest queue ──points──▶ detect (engine) ──bands, flags──▶ incidents (pipeline) ──▶ notify (outbox)
+         │                                                  ▲    │  ▲
+         └──alerts, changes, events──────────────────────────┘    │  └── hypotheses ── diagnose (runner)
+                                                                  └──── incidents changed ──┘
+    slo (engine) ──burn-rate alerts──▶ incidents        slo policy ──▶ backlog trackers
+
+Stages never subscribe to each other: each exposes ``offer``/``request`` inputs and
+``add_listener`` outputs, and :func:`assemble` connects them. A new stage (Resolve) is built
+and connected here, once. ``serve`` runs the stages on their workers (:meth:`Loop.start`);
+a replay drives the same objects with event time (see ``api/replay.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from core.settings import Settings
+from core.store import Store
+from core.topology import Topology
+from detect.engine import DetectionEngine
+from detect.incidents.notify import Notifier
+from detect.incidents.pipeline import IncidentPipeline, PipelineConfig
+from diagnose.diagnoser import Diagnoser
+from diagnose.runner import DiagnosisRunner
+from ingest.queue import IngestQueue
+from slo.engine import PolicyHook, SloEngine, default_policy
+
+__all__ = ["Loop", "assemble"]
+
+
+@dataclass(slots=True)
+class Loop:
+    """The wired stages. ``queue`` and ``notifier`` exist only for a live server."""
+
+    store: Store
+    settings: Settings
+    engine: DetectionEngine
+    incidents: IncidentPipeline
+    diagnoses: DiagnosisRunner
+    slos: SloEngine
+    queue: IngestQueue | None = None
+    notifier: Notifier | None = None
+
+    def start(self) -> None:
+        """Run every stage on its worker (the server's wall-clock mode)."""
+        if self.settings.detect_enabled:
+            self.engine.start()
+        self.incidents.start()
+        self.diagnoses.start()
+        if self.notifier is not None:
+            self.notifier.start()
+        self.slos.start(self.settings.slo_interval_s)
+
+    def stop(self) -> None:
+        """Commit what is queued, let each stage finish its round, stop the workers."""
+        if self.queue is not None:
+            self.queue.close()
+        self.engine.stop()
+        self.incidents.stop()
+        self.diagnoses.stop()
+        if self.notifier is not None:
+            self.notifier.stop()
+        self.slos.stop()
+
+
+def assemble(
+    store: Store,
+    settings: Settings,
+    *,
+    live: bool = True,
+    topology: Topology | None = None,
+    config: PipelineConfig | None = None,
+    webhooks: Sequence[dict[str, str]] | None = None,
+    policy: PolicyHook | None = None,
+) -> Loop:
+    """Build every stage over ``store`` and connect them (see the module docstring).
+
+    ``live`` adds the ingest queue in front of the store and the notification worker; a
+    replay writes to the store itself and sends nothing. ``topology``, ``config``,
+    ``webhooks`` and ``policy`` override what the settings and the store would give.
+    """
+    engine = DetectionEngine(store, settings=settings)  # loads its snapshot (feedback needs it)
+    incidents = IncidentPipeline(store, settings, config=config, topology=topology, webhooks=webhooks)
+    diagnoser = Diagnoser(store, lambda: incidents.topology)  # the live topology, as it is uploaded
+    diagnoses = DiagnosisRunner(diagnoser, incidents.set_hypotheses)
+    slos = SloEngine(
+        store,
+        settings,
+        alerts=incidents.offer_batch,
+        policy=policy if policy is not None else default_policy(settings),
+    )
+    engine.add_listener(incidents.offer_detection)
+    incidents.add_listener(diagnoses.request)
+    loop = Loop(store, settings, engine, incidents, diagnoses, slos)
+    if live:
+        loop.queue = IngestQueue(
+            store,
+            max_rows=settings.queue_max_rows,
+            commit_max_rows=settings.commit_max_rows,
+            linger_s=settings.commit_linger_s,
+            retry_after_s=settings.retry_after_s,
+        )
+        loop.queue.add_listener(engine.offer)
+        loop.queue.add_batch_listener(incidents.offer_batch)
+        loop.notifier = Notifier(store, max_attempts=settings.notify_retry_max)
+    return loop
