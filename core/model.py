@@ -476,6 +476,26 @@ class BacklogItem:
 
 
 @dataclass(frozen=True, slots=True)
+class Delivery:
+    """Where one tracker holds an item: its issue id/key and URL, and the revision pushed there.
+
+    ``status``: ``synced`` (revision delivered), ``retry`` (a recoverable failure; tried again
+    on the next run), ``failed`` (the tracker refused this revision; not retried until the item
+    changes) or ``skipped`` (closed before it was ever delivered, so no issue was opened).
+    """
+
+    item_id: str
+    tracker: str
+    external_id: str
+    url: str
+    status: str
+    revision: int
+    attempts: int = 0
+    last_error: str = ""
+    synced_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class PostMortem:
     """A blameless record of an incident: impact, timeline, causes, follow-up actions."""
 
@@ -514,23 +534,3 @@ def service_of(labels: Labels) -> str | None:
         if value:
             return value
     return None
-
-
-@dataclass(frozen=True, slots=True)
-class Delivery:
-    """Where one tracker holds an item: its issue id/key and URL, and the revision pushed there.
-
-    ``status``: ``synced`` (revision delivered), ``retry`` (a recoverable failure; tried again
-    on the next run), ``failed`` (the tracker refused this revision; not retried until the item
-    changes) or ``skipped`` (closed before it was ever delivered, so no issue was opened).
-    """
-
-    item_id: str
-    tracker: str
-    external_id: str
-    url: str
-    status: str
-    revision: int
-    attempts: int = 0
-    last_error: str = ""
-    synced_at: datetime | None = None
