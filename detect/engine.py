@@ -43,6 +43,7 @@ from core.errors import NotFoundError, StorageError
 from core.settings import Settings
 from core.store import Store
 from core.telemetry import ANOMALIES, DETECT_BACKLOG, DETECT_LAG, DETECT_POINTS
+from core.worker import Worker
 from detect import repository
 from detect.base import F64, I64, Detector, PointBatch, Scores, SlotMap
 from detect.filter import AnomalyFilter, Controls, Verdict, load_rules, to_probability
@@ -207,12 +208,12 @@ class DetectionEngine:
         self.watermark = 0  # every points row below this has been scored
         self._replay_until = 0  # rows below this already have their output committed
         self._lock = threading.RLock()  # detector, filter and slots: engine thread vs feedback
-        self._cv = threading.Condition()
+        self._inbox_lock = threading.Lock()  # inbox: ingest writer (offer) vs engine thread
         self._inbox: deque[CommittedPoints] = deque()
         self._inbox_rows = 0
         self._overflowed = False
-        self._stopping = False
-        self._thread: threading.Thread | None = None
+        # no wait before the first round: it catches up on what the store holds
+        self._worker = Worker("detect", self._step, poll_s=poll_s, wait_first=False)
         self._last_snapshot = time.monotonic()
         self._listeners: list[Callable[[pa.Table, NDArray[np.bool_]], None]] = []
         self._load()
@@ -228,26 +229,18 @@ class DetectionEngine:
 
     def start(self) -> None:
         """Start the detection thread (it first catches up on what the store holds)."""
-        if self._thread is not None:
-            return
-        self._stopping = False
-        self._thread = threading.Thread(target=self._run, name="opsloop-detect", daemon=True)
-        self._thread.start()
+        self._worker.poll_s = self.poll_s  # as before, a poll_s set after construction counts
+        self._worker.start()
 
     def stop(self, timeout: float = 30.0) -> None:
         """Score what was handed over, stop the thread, snapshot (the rest is caught up on start)."""
-        with self._cv:
-            self._stopping = True
-            self._cv.notify()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
+        self._worker.stop(timeout)
         self.snapshot()
 
     @property
     def running(self) -> bool:
         """Whether the detection thread is alive."""
-        return self._thread is not None and self._thread.is_alive()
+        return self._worker.running
 
     @property
     def backlog(self) -> int:
@@ -261,7 +254,7 @@ class DetectionEngine:
         to re-read them from the store.
         """
         n = committed.points.num_rows
-        with self._cv:
+        with self._inbox_lock:
             if self._inbox_rows + n > self.settings.detect_max_backlog_rows:
                 if not self._overflowed:
                     log.warning("detection is behind: re-reading committed points from the store")
@@ -270,37 +263,32 @@ class DetectionEngine:
             self._overflowed = False
             self._inbox.append(committed)
             self._inbox_rows += n
-            self._cv.notify()
-
-    def _run(self) -> None:
-        while True:
-            try:
-                if not self._step():
-                    return
-            except Exception:  # the worker loop must survive anything; it logs and retries
-                log.exception("detection step failed")
-                time.sleep(self.poll_s)
+        self._worker.wake()
 
     def _step(self) -> bool:
-        """Do one unit of work; return False once stopping and drained."""
-        with self._cv:
-            if not self._inbox and not self._stopping:
-                self._cv.wait(self.poll_s)
+        """Score one chunk (handed over, else re-read from the store); return whether more is ready."""
+        with self._inbox_lock:
             items = self._take()
-            stopping = self._stopping
+        # stopping: score only what was handed over; the rest waits for the next start
+        stopping = self._worker.stopping
+        from_store = False
         if items:
             self._consume(items)
-        elif stopping:  # what was handed over is scored; the rest waits for the next start
-            return False
-        elif self.store.points_rows > self.watermark:
+        elif not stopping and self.store.points_rows > self.watermark:
             self.catch_up(until=min(self.store.points_rows, self.watermark + self.chunk_rows))
+            from_store = True
         DETECT_BACKLOG.set(self.backlog)
         if time.monotonic() - self._last_snapshot >= self.settings.detect_snapshot_interval_s:
             self.snapshot()
-        return True
+        with self._inbox_lock:
+            if self._inbox:
+                return True
+        # Keep reading the store only while catching up: right after an inbox chunk the rows
+        # beyond the watermark are usually the next offers, still on their way (wake brings them).
+        return from_store and not stopping and self.store.points_rows > self.watermark
 
     def _take(self) -> list[CommittedPoints]:
-        """Pop consecutive inbox items up to ``chunk_rows`` points (caller holds the lock)."""
+        """Pop consecutive inbox items up to ``chunk_rows`` points (caller holds the inbox lock)."""
         items: list[CommittedPoints] = []
         rows = 0
         while self._inbox and (not items or rows + self._inbox[0].points.num_rows <= self.chunk_rows):

@@ -23,6 +23,7 @@ from core.batch import WriteBatch
 from core.errors import BackpressureError, StorageError
 from core.store import Store, WriteResult
 from core.telemetry import COMMIT_ROWS, COMMIT_SECONDS, INGEST_DUPLICATES, INGEST_SAMPLES, QUEUE_DEPTH
+from core.worker import Worker
 
 log = logging.getLogger(__name__)
 
@@ -59,12 +60,16 @@ class IngestQueue:
         self._retry_after_s = retry_after_s
         self._items: deque[tuple[WriteBatch, Future[WriteResult]]] = deque()
         self._pending_rows = 0
-        self._cv = threading.Condition()
+        # Guards the items and ``_stopping``: a batch is either queued before close() sets
+        # ``_stopping`` (so the worker's final rounds commit it) or refused, never stranded.
+        self._lock = threading.Lock()
         self._stopping = False
+        self._idle = True  # the last round left the queue empty (only the writer thread uses it)
         self._listeners: list[CommitListener] = []
         self._batch_listeners: list[Callable[[WriteBatch], None]] = []
-        self._thread = threading.Thread(target=self._run, name="opsloop-writer", daemon=True)
-        self._thread.start()
+        # drain on stop, repeated while a round leaves items: close() commits everything queued
+        self._worker = Worker("writer", self._write_round, poll_s=0.5)
+        self._worker.start()
 
     @property
     def pending_rows(self) -> int:
@@ -73,8 +78,8 @@ class IngestQueue:
 
     @property
     def healthy(self) -> bool:
-        """Whether the writer thread is alive."""
-        return self._thread.is_alive() and not self._stopping
+        """Whether the writer thread is alive and not shutting down."""
+        return self._worker.running and not self._worker.stopping
 
     def add_listener(self, listener: CommitListener) -> None:
         """Hand the points of every commit to ``listener`` (e.g. streaming detection)."""
@@ -87,7 +92,7 @@ class IngestQueue:
     def submit_nowait(self, batch: WriteBatch) -> Future[WriteResult]:
         """Enqueue a batch; raise ``BackpressureError`` if the queue is full."""
         rows = max(batch.rows, 1)
-        with self._cv:
+        with self._lock:
             if self._stopping:
                 raise StorageError("the writer is shutting down", recoverable=True)
             if self._pending_rows and self._pending_rows + rows > self._max_rows:
@@ -98,7 +103,7 @@ class IngestQueue:
             self._items.append((batch, fut))
             self._pending_rows += rows
             QUEUE_DEPTH.set(self._pending_rows)
-            self._cv.notify()
+        self._worker.wake()
         return fut
 
     async def submit(self, batch: WriteBatch) -> WriteResult:
@@ -107,48 +112,50 @@ class IngestQueue:
 
     def close(self, timeout: float = 30.0) -> None:
         """Commit what is queued, then stop the writer."""
-        with self._cv:
-            self._stopping = True
-            self._cv.notify()
-        self._thread.join(timeout)
+        with self._lock:
+            self._stopping = True  # from now on submit refuses, so the queue only shrinks
+        self._worker.stop(timeout)
 
     def _take(self) -> list[tuple[WriteBatch, Future[WriteResult]]]:
-        with self._cv:
-            idle = not self._items
-            while not self._items and not self._stopping:
-                self._cv.wait(0.5)
+        """The next group to commit (empty when nothing is queued)."""
+        with self._lock:
             if not self._items:
                 return []
         # Linger only when the writer was idle, to let concurrent requests join this commit.
         # A busy writer finds batches queued during its last commit: waiting more would only
         # idle it, so under load the group is simply what arrived meanwhile.
-        if self._linger_s and idle:
+        if self._linger_s and self._idle:
             time.sleep(self._linger_s)
         group: list[tuple[WriteBatch, Future[WriteResult]]] = []
         rows = 0
-        with self._cv:
+        with self._lock:
             while self._items and (not group or rows + self._items[0][0].rows <= self._commit_max_rows):
                 item = self._items.popleft()
                 group.append(item)
                 rows += max(item[0].rows, 1)
         return group
 
-    def _run(self) -> None:
-        while True:
-            group = self._take()
-            if not group:
-                return
-            try:
-                self._commit(group)
-            except Exception:  # the writer must survive anything; every future gets an answer
-                log.exception("writer loop failed")
-                for _, fut in group:
-                    if not fut.done():
-                        fut.set_exception(StorageError("internal writer error", recoverable=True))
-            finally:
-                with self._cv:
-                    self._pending_rows -= sum(max(b.rows, 1) for b, _ in group)
-                    QUEUE_DEPTH.set(self._pending_rows)
+    def _write_round(self) -> bool:
+        """Commit one group; return whether items remain (the worker then runs again at once)."""
+        group = self._take()
+        if not group:
+            return False
+        try:
+            self._commit(group)
+        except Exception:  # the writer must survive anything; every future gets an answer
+            # caught here, not by the worker: a round that raised would end close()'s drain
+            log.exception("writer loop failed")
+            for _, fut in group:
+                if not fut.done():
+                    fut.set_exception(StorageError("internal writer error", recoverable=True))
+        finally:
+            with self._lock:
+                self._pending_rows -= sum(max(b.rows, 1) for b, _ in group)
+                QUEUE_DEPTH.set(self._pending_rows)
+        with self._lock:
+            more = bool(self._items)
+        self._idle = not more
+        return more
 
     def _commit(self, group: list[tuple[WriteBatch, Future[WriteResult]]]) -> None:
         start = time.perf_counter()

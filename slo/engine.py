@@ -22,6 +22,7 @@ from core.batch import AlertCommand, WriteBatch
 from core.model import BudgetStatus, ExternalAlert, ExternalAlertStatus
 from core.settings import Settings
 from core.store import Store
+from core.worker import Worker
 from detect.incidents.repository import load_windows
 from slo.evaluate import EvaluationConfig, SliceCache, save_snapshots
 from slo.repository import load_specs, save_specs
@@ -68,8 +69,7 @@ class SloEngine:
         self._specs: list[SloSpec] | None = None
         self._firing: dict[tuple[str, str], datetime] = {}  # (slo, tier) -> since
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._worker: Worker | None = None
         self.last: list[BudgetStatus] = []
         self._cache = SliceCache()
         #: the policy runs when a state changes, else at most this often (it reads incidents)
@@ -154,22 +154,17 @@ class SloEngine:
 
     def start(self, interval_s: float) -> None:
         """Evaluate every ``interval_s`` seconds on the wall clock, in a thread."""
-        if self._thread is not None:
-            return
+        if self._worker is None:
+            # no drain on stop: an evaluation is a schedule tick, not queued work
+            self._worker = Worker("slo", self._tick, poll_s=interval_s, drain_on_stop=False)
+        self._worker.start()
 
-        def run() -> None:
-            while not self._stop.wait(interval_s):
-                try:
-                    self.evaluate_at(self.clock())
-                except Exception:  # the worker loop survives anything; it logs and goes on
-                    log.exception("SLO evaluation failed")
-
-        self._thread = threading.Thread(target=run, name="opsloop-slo", daemon=True)
-        self._thread.start()
+    def _tick(self) -> None:
+        """Evaluate now; report no more work, so the next tick waits ``interval_s``."""
+        # evaluate_at returns the statuses: a truthy step would make the worker re-run at once
+        self.evaluate_at(self.clock())
 
     def stop(self) -> None:
         """Stop the thread."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(30)
-            self._thread = None
+        if self._worker is not None:
+            self._worker.stop(30)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -28,7 +27,8 @@ from core.settings import Settings
 from core.store import Store
 from core.telemetry import NOTIFICATIONS
 from core.wire import iso_utc
-from detect.incidents.repository import pending_notifications
+from core.worker import Worker
+from detect.incidents.repository import pending_notifications, record_delivery
 
 __all__ = ["FORMATS", "Notifier", "cdevent", "render", "slack_message"]
 
@@ -149,8 +149,8 @@ class Notifier:
         self.base_delay_s = base_delay_s
         self.poll_s = poll_s
         self._client = httpx.Client(timeout=timeout_s)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        # no drain on stop: undelivered rows stay in the outbox for the next start
+        self._worker = Worker("notify", self._deliver_round, poll_s=poll_s, drain_on_stop=False)
 
     def deliver_due(self, now: datetime | None = None) -> int:
         """Try every due notification once; return how many were sent."""
@@ -180,38 +180,33 @@ class Notifier:
             NOTIFICATIONS.labels(
                 channel, "sent" if status == "sent" else ("retry" if retry else "failed")
             ).inc()
-            with self.store.transaction() as con:
-                con.execute(
-                    "UPDATE notifications SET status = ?, attempts = ?, next_attempt_at = ?, last_error = ?, "
-                    "sent_at = CASE WHEN ? = 'sent' THEN ? ELSE sent_at END WHERE id = ?",
-                    [status, attempts, now + delay, error or None, status, now, nid],
-                )
+            record_delivery(
+                self.store,
+                nid,
+                status=status,
+                attempts=attempts,
+                next_attempt_at=now + delay,
+                error=error or None,
+                at=now,
+            )
             sent += status == "sent"
             if error:
                 log.warning("notification %s to %s: %s", nid, target, error)
         return sent
 
+    def _deliver_round(self) -> None:
+        """Deliver what is due; report no more work, so the next try waits ``poll_s``."""
+        # deliver_due returns a count: a truthy step would make the worker re-run at once
+        self.deliver_due()
+
     def start(self) -> None:
         """Deliver in a background thread until ``stop``."""
-        if self._thread is not None:
-            return
-
-        def run() -> None:
-            while not self._stop.wait(self.poll_s):
-                try:
-                    self.deliver_due()
-                except Exception:  # the worker loop survives anything; it logs and goes on
-                    log.exception("notification delivery failed")
-
-        self._thread = threading.Thread(target=run, name="opsloop-notify", daemon=True)
-        self._thread.start()
+        self._worker.poll_s = self.poll_s  # as before, a poll_s set after construction counts
+        self._worker.start()
 
     def stop(self) -> None:
         """Stop the thread (undelivered rows stay in the outbox for the next start)."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(10)
-            self._thread = None
+        self._worker.stop(10)
         self._client.close()
 
 
