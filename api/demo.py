@@ -484,7 +484,7 @@ def show_slos(db: str, console: Console) -> None:
     from api.convert import slo_to_wire
     from core.store import Store
     from slo.backlog_repository import list_items
-    from slo.repository import latest_statuses, load_specs
+    from slo.repository import latest_statuses, load_specs, lowest_budgets
 
     console.print(
         "[bold]9.[/] the error-budget loop: SLOs evaluated every 10 min of event time during the replay"
@@ -493,7 +493,7 @@ def show_slos(db: str, console: Console) -> None:
         statuses = latest_statuses(store)
         slos = [slo_to_wire(spec, statuses.get(spec.name)) for spec in load_specs(store)]
         items = list_items(store, limit=20)
-        lowest = store.query("SELECT slo, min(budget_remaining) FROM slo_snapshots GROUP BY slo ORDER BY slo")
+        lowest = lowest_budgets(store)
     console.print(slo_table(slos, title="SLOs (opsloop slo status --db ...)"))
     console.print("   lowest budget left during the run: " + ", ".join(f"{n} {v:.0%}" for n, v in lowest))
     table = Table(

@@ -24,16 +24,10 @@ def store_summary(store: Store) -> dict[str, Any]:
     """Rows and time span per table, plus the top metric names and alert states."""
     tables: dict[str, Any] = {}
     for name, ts in _TABLES.items():
-        if ts:
-            n, lo, hi = store.query(f"SELECT count(*), min({ts}), max({ts}) FROM {name}")[0]
-        else:
-            n, lo, hi = store.query(f"SELECT count(*) FROM {name}")[0][0], None, None
+        n, lo, hi = store.table_span(name, ts)
         tables[name] = {"rows": n, "first": lo, "last": hi}
-    metrics = store.query(
-        "SELECT s.name, count(DISTINCT s.series_id), count(*) FROM points p JOIN series s USING (series_id) "
-        "GROUP BY s.name ORDER BY 3 DESC LIMIT 10"
-    )
-    alerts = store.query("SELECT source, status, count(*) FROM external_alerts GROUP BY ALL ORDER BY ALL")
+    metrics = store.top_metrics()
+    alerts = store.external_alert_counts()
     return {
         "tables": tables,
         "top_metrics": [{"name": m, "series": s, "points": p} for m, s, p in metrics],

@@ -9,6 +9,9 @@ a crash. Re-delivered batches (same digest) are skipped inside the same transact
 Series dictionary: ``series(series_id, name, labels MAP, ...)`` with ids from
 ``core.series.series_id``; ``points(series_id, ts, value)`` where a NULL value is a
 Prometheus stale marker.
+
+Schema: each stage owns its tables' migrations as ``<stage>/migrations/NNNN_name.sql`` (the
+first line, a ``--`` comment, describes it); ``migrate`` applies them in version order.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -33,136 +37,47 @@ from core.batch import CHANGES_SCHEMA, EVENTS_SCHEMA, TOPOLOGY_SCHEMA, AlertComm
 from core.errors import ConfigError, NotFoundError, StorageError
 from core.model import Change, ConfigurationItem, Event, ExternalAlertStatus
 
-MIGRATIONS: list[tuple[int, str, str]] = [
-    (
-        1,
-        "signals, topology, external alerts, tokens",
-        """
-        CREATE TABLE series (
-            series_id UBIGINT PRIMARY KEY, name VARCHAR NOT NULL, labels MAP(VARCHAR, VARCHAR),
-            service VARCHAR, kind VARCHAR, unit VARCHAR, first_seen TIMESTAMP DEFAULT current_timestamp);
-        CREATE TABLE points (series_id UBIGINT NOT NULL, ts TIMESTAMP NOT NULL, value DOUBLE);
-        CREATE TABLE logs (
-            ts TIMESTAMP NOT NULL, observed_ts TIMESTAMP, service VARCHAR, severity_number SMALLINT,
-            severity_text VARCHAR, body VARCHAR, attributes JSON, resource JSON, scope VARCHAR,
-            trace_id VARCHAR, span_id VARCHAR);
-        CREATE TABLE events (
-            source VARCHAR NOT NULL, id VARCHAR NOT NULL, type VARCHAR NOT NULL, ts TIMESTAMP NOT NULL,
-            subject VARCHAR, service VARCHAR, data JSON, attributes JSON,
-            received_at TIMESTAMP DEFAULT current_timestamp, PRIMARY KEY (source, id));
-        CREATE TABLE changes (
-            id VARCHAR PRIMARY KEY, service VARCHAR NOT NULL, kind VARCHAR NOT NULL, ts TIMESTAMP NOT NULL,
-            version VARCHAR, environment VARCHAR, source VARCHAR, description VARCHAR, attributes JSON);
-        CREATE TABLE topology (
-            service VARCHAR PRIMARY KEY, tier INTEGER, owner VARCHAR, depends_on VARCHAR[],
-            consumer_facing BOOLEAN, attributes JSON, updated_at TIMESTAMP DEFAULT current_timestamp);
-        CREATE TABLE external_alerts (
-            id VARCHAR PRIMARY KEY, source VARCHAR NOT NULL, dedup_key VARCHAR NOT NULL,
-            status VARCHAR NOT NULL, name VARCHAR, severity VARCHAR, summary VARCHAR, service VARCHAR,
-            fingerprint VARCHAR, labels JSON, annotations JSON, starts_at TIMESTAMP, ends_at TIMESTAMP,
-            updated_at TIMESTAMP, url VARCHAR, details JSON, event_count INTEGER DEFAULT 1);
-        CREATE INDEX external_alerts_dedup ON external_alerts (source, dedup_key);
-        CREATE TABLE ingest_batches (
-            digest VARCHAR PRIMARY KEY, source VARCHAR, received_at TIMESTAMP DEFAULT current_timestamp,
-            row_count BIGINT);
-        CREATE TABLE tokens (
-            id VARCHAR PRIMARY KEY, name VARCHAR, token_hash VARCHAR UNIQUE NOT NULL, scopes VARCHAR[],
-            created_at TIMESTAMP DEFAULT current_timestamp, revoked BOOLEAN DEFAULT false);
-        """,
-    ),
-    (
-        2,
-        "detection: bands of every scored point, anomalies, detector snapshots, operator feedback",
-        """
-        CREATE TABLE bands (
-            series_id UBIGINT NOT NULL, ts TIMESTAMP NOT NULL, value DOUBLE, score DOUBLE,
-            probability DOUBLE, expected DOUBLE, lower DOUBLE, upper DOUBLE);
-        CREATE TABLE anomalies (
-            id VARCHAR PRIMARY KEY, series_id UBIGINT NOT NULL, ts TIMESTAMP NOT NULL, value DOUBLE,
-            score DOUBLE, probability DOUBLE, expected DOUBLE, lower DOUBLE, upper DOUBLE,
-            threshold DOUBLE, detector VARCHAR, direction VARCHAR, created_at TIMESTAMP);
-        CREATE INDEX anomalies_series_ts ON anomalies (series_id, ts);
-        CREATE TABLE detector_state (
-            name VARCHAR NOT NULL, taken_at TIMESTAMP NOT NULL, watermark BIGINT NOT NULL,
-            state BLOB NOT NULL);
-        CREATE TABLE detector_progress (
-            name VARCHAR PRIMARY KEY, watermark BIGINT NOT NULL, updated_at TIMESTAMP);
-        CREATE TABLE anomaly_feedback (
-            anomaly_id VARCHAR NOT NULL, series_id UBIGINT NOT NULL, verdict VARCHAR NOT NULL,
-            "user" VARCHAR, comment VARCHAR, "at" TIMESTAMP NOT NULL, threshold_before DOUBLE,
-            threshold_after DOUBLE);
-        """,
-    ),
-    (
-        3,
-        "incidents: alerts, incidents and their timelines, silences, maintenance windows, notifications",
-        """
-        CREATE TABLE alerts (
-            id VARCHAR PRIMARY KEY, fingerprint VARCHAR NOT NULL, name VARCHAR, status VARCHAR NOT NULL,
-            starts_at TIMESTAMP NOT NULL, ends_at TIMESTAMP, last_seen TIMESTAMP, service VARCHAR,
-            severity VARCHAR, source VARCHAR, labels JSON, annotations JSON, incident_id VARCHAR,
-            suppressed_by VARCHAR, inhibited_by VARCHAR, change_id VARCHAR, held_until TIMESTAMP,
-            flapping BOOLEAN, transitions INTEGER, value DOUBLE, score DOUBLE, updated_at TIMESTAMP);
-        CREATE INDEX alerts_incident ON alerts (incident_id);
-        CREATE INDEX alerts_fingerprint ON alerts (fingerprint);
-        CREATE TABLE incidents (
-            id VARCHAR PRIMARY KEY, title VARCHAR, status VARCHAR NOT NULL, priority VARCHAR,
-            priority_reason VARCHAR, opened_at TIMESTAMP NOT NULL, acknowledged_at TIMESTAMP,
-            mitigated_at TIMESTAMP, resolved_at TIMESTAMP, closed_at TIMESTAMP, escalated_at TIMESTAMP,
-            services VARCHAR[], team VARCHAR, assignee VARCHAR, major BOOLEAN, alert_count INTEGER,
-            origin_service VARCHAR, change_ids VARCHAR[], hypotheses JSON, updated_at TIMESTAMP,
-            seq BIGINT);
-        CREATE TABLE incident_timeline (
-            incident_id VARCHAR NOT NULL, seq BIGINT NOT NULL, "at" TIMESTAMP NOT NULL, kind VARCHAR NOT NULL,
-            actor VARCHAR, text VARCHAR, detail JSON);
-        CREATE INDEX incident_timeline_incident ON incident_timeline (incident_id);
-        CREATE TABLE silences (
-            id VARCHAR PRIMARY KEY, matchers JSON NOT NULL, starts_at TIMESTAMP NOT NULL,
-            ends_at TIMESTAMP NOT NULL, created_by VARCHAR, comment VARCHAR, updated_at TIMESTAMP);
-        CREATE TABLE maintenance_windows (
-            id VARCHAR PRIMARY KEY, services VARCHAR[] NOT NULL, starts_at TIMESTAMP NOT NULL,
-            ends_at TIMESTAMP NOT NULL, reason VARCHAR, created_by VARCHAR, recurrence VARCHAR,
-            "until" TIMESTAMP, source VARCHAR, created_at TIMESTAMP);
-        CREATE TABLE notifications (
-            id VARCHAR PRIMARY KEY, incident_id VARCHAR, event VARCHAR NOT NULL, channel VARCHAR NOT NULL,
-            target VARCHAR NOT NULL, payload JSON NOT NULL, status VARCHAR NOT NULL, attempts INTEGER,
-            next_attempt_at TIMESTAMP, last_error VARCHAR, created_at TIMESTAMP, sent_at TIMESTAMP);
-        CREATE INDEX notifications_status ON notifications (status);
-        """,
-    ),
-    (
-        4,
-        "SLOs: definitions, evaluated snapshots, backlog items and their deliveries to trackers",
-        """
-        CREATE TABLE slos (
-            name VARCHAR PRIMARY KEY, service VARCHAR, objective DOUBLE, "window" VARCHAR,
-            budgeting_method VARCHAR, documents JSON NOT NULL, created_at TIMESTAMP, updated_at TIMESTAMP);
-        CREATE TABLE slo_snapshots (
-            slo VARCHAR NOT NULL, "at" TIMESTAMP NOT NULL, sli DOUBLE, good DOUBLE, total DOUBLE,
-            budget_remaining DOUBLE, budget_consumed DOUBLE, bad_events DOUBLE, bad_minutes DOUBLE,
-            burn_rates JSON, state VARCHAR, alerts VARCHAR[], exhaustion_s DOUBLE);
-        CREATE INDEX slo_snapshots_slo_at ON slo_snapshots (slo, "at");
-        CREATE TABLE backlog_items (
-            id VARCHAR PRIMARY KEY, slo VARCHAR NOT NULL, cause VARCHAR NOT NULL, service VARCHAR,
-            title VARCHAR, status VARCHAR NOT NULL, priority_score DOUBLE, capacity_share DOUBLE,
-            evidence JSON, created_at TIMESTAMP, updated_at TIMESTAMP, closed_at TIMESTAMP,
-            revision INTEGER DEFAULT 1);
-        CREATE TABLE backlog_deliveries (
-            item_id VARCHAR NOT NULL, tracker VARCHAR NOT NULL, external_id VARCHAR, url VARCHAR,
-            status VARCHAR, revision INTEGER, attempts INTEGER DEFAULT 0, last_error VARCHAR,
-            synced_at TIMESTAMP, PRIMARY KEY (item_id, tracker));
-        """,
-    ),
-    (
-        5,
-        "Known errors: documented workarounds that Diagnose recognises by signature",
-        """
-        CREATE TABLE known_errors (
-            id VARCHAR PRIMARY KEY, problem_id VARCHAR, title VARCHAR, signature VARCHAR NOT NULL,
-            workaround VARCHAR NOT NULL, services VARCHAR[], created_by VARCHAR, created_at TIMESTAMP);
-        """,
-    ),
-]
+#: Folders, relative to the packages' common parent, whose ``migrations/`` hold schema files.
+#: Named here rather than imported: core must not import the stages that come after it.
+MIGRATION_STAGES: tuple[str, ...] = ("core", "detect", "detect/incidents", "slo", "diagnose")
+_PACKAGES_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    """One schema migration: its version, what it creates, its SQL and the file it came from."""
+
+    version: int
+    description: str
+    sql: str
+    path: Path
+
+
+def discover_migrations(
+    root: Path = _PACKAGES_ROOT, stages: Sequence[str] = MIGRATION_STAGES
+) -> list[Migration]:
+    """Read every stage's ``migrations/NNNN_name.sql``, ordered by version (1..N, no gaps)."""
+    found: list[Migration] = []
+    for stage in stages:
+        for path in sorted((root / stage / "migrations").glob("[0-9]*.sql")):
+            text = path.read_text(encoding="utf-8")
+            first, _, rest = text.partition("\n")
+            # the first line names the migration (it is recorded in schema_migrations)
+            if first.startswith("--"):
+                description, sql = first.removeprefix("--").strip(), rest
+            else:
+                description, sql = path.stem.partition("_")[2].replace("_", " "), text
+            found.append(Migration(int(path.name.partition("_")[0]), description, sql, path))
+    found.sort(key=lambda m: m.version)
+    versions = [m.version for m in found]
+    if versions != list(range(1, len(found) + 1)):
+        raise StorageError(
+            f"migrations must be numbered 1..N without gaps; found {versions}", recoverable=False
+        )
+    return found
+
+
+MIGRATIONS: list[tuple[int, str, str]] = [(m.version, m.description, m.sql) for m in discover_migrations()]
 
 SCOPES = ("ingest", "read", "write", "admin")
 
@@ -680,6 +595,93 @@ class Store:
             ).fetchone()
         if row is None:
             raise NotFoundError(f"token {token_id!r} not found")
+
+    def list_tokens(self, newest_first: bool = False) -> list[tuple[Any, ...]]:
+        """Return every token as (id, name, scopes, created_at, revoked), oldest or newest first."""
+        if newest_first:
+            return self.query(
+                "SELECT id, name, scopes, created_at, revoked FROM tokens ORDER BY created_at DESC"
+            )
+        return self.query("SELECT id, name, scopes, created_at, revoked FROM tokens ORDER BY created_at")
+
+    # ---------------------------------------------------------------- signal reads
+
+    def table_span(self, table: str, ts_column: str | None) -> tuple[Any, Any, Any]:
+        """Return (rows, first, last) of a table; first and last are None without a time column."""
+        if ts_column:
+            n, lo, hi = self.query(f"SELECT count(*), min({ts_column}), max({ts_column}) FROM {table}")[0]
+            return n, lo, hi
+        return self.query(f"SELECT count(*) FROM {table}")[0][0], None, None
+
+    def top_metrics(self) -> list[tuple[Any, ...]]:
+        """Return the ten metric names with the most points, as (name, series, points)."""
+        return self.query(
+            "SELECT s.name, count(DISTINCT s.series_id), count(*) FROM points p JOIN series s USING (series_id) "
+            "GROUP BY s.name ORDER BY 3 DESC LIMIT 10"
+        )
+
+    def external_alert_counts(self) -> list[tuple[Any, ...]]:
+        """Count external alerts per (source, status)."""
+        return self.query("SELECT source, status, count(*) FROM external_alerts GROUP BY ALL ORDER BY ALL")
+
+    def newest_point_ts(self) -> datetime | None:
+        """Return the timestamp of the newest point, None when there are none."""
+        newest: datetime | None = self.query("SELECT max(ts) FROM points")[0][0]
+        return newest
+
+    def series_named(self, names: Sequence[str]) -> list[tuple[Any, ...]]:
+        """Return (series_id, name, labels, service) of every series whose metric name is in ``names``."""
+        return self.query(
+            "SELECT series_id, name, labels, service FROM series WHERE name IN (SELECT unnest(?::VARCHAR[]))",
+            [list(names)],
+        )
+
+    def gauge_series_of(self, services: Sequence[str]) -> list[tuple[Any, ...]]:
+        """Return (series_id, name, labels, service, unit) of the non-counter series of ``services``, by id."""
+        return self.query(
+            f"SELECT series_id, name, labels, service, unit FROM series WHERE service IN {_in_list(len(services))} "
+            "AND coalesce(kind, '') <> 'counter' ORDER BY series_id",
+            list(services),
+        )
+
+    def points_between(self, series_ids: Sequence[int], start: datetime, end: datetime) -> pa.Table:
+        """Return points of ``series_ids`` with ``start <= ts <= end`` as (series_id, t epoch seconds, value)."""
+        return self.arrow(
+            "SELECT series_id, epoch(ts) AS t, value FROM points WHERE ts BETWEEN ? AND ? "
+            "AND series_id IN (SELECT unnest(?::UBIGINT[]))",
+            [start, end, list(series_ids)],
+        )
+
+    def changes_between(
+        self, services: Sequence[str], start: datetime, end: datetime
+    ) -> list[tuple[Any, ...]]:
+        """Return changes of ``services`` with ``start <= ts <= end``, oldest first (ties by id)."""
+        return self.query(
+            "SELECT id, service, kind, ts, version, environment, source, description FROM changes "
+            f"WHERE service IN {_in_list(len(services))} AND ts BETWEEN ? AND ? ORDER BY ts, id",
+            [*services, start, end],
+        )
+
+    def warning_logs(
+        self, services: Sequence[str], start: datetime, end: datetime, limit: int
+    ) -> list[tuple[Any, ...]]:
+        """Return (service, body, epoch seconds) of WARN-and-worse log lines of ``services`` in ``[start, end]``.
+
+        Lines without a severity count when their text says error/warn.
+        """
+        return self.query(
+            "SELECT service, body, epoch(ts) FROM logs "
+            f"WHERE service IN {_in_list(len(services))} AND ts BETWEEN ? AND ? "
+            "AND (severity_number >= 13 OR upper(coalesce(severity_text, '')) IN "
+            "('WARN', 'WARNING', 'ERROR', 'ERR', 'FATAL', 'CRITICAL', 'SEVERE', 'PANIC') "
+            "OR (severity_number IS NULL AND regexp_matches(coalesce(body, ''), '(?i)error|exception|fail|warn'))) "
+            "ORDER BY ts LIMIT ?",
+            [*services, start, end, limit],
+        )
+
+
+def _in_list(n: int) -> str:
+    return "(" + ", ".join(["?"] * n) + ")"
 
 
 def _recoverable(exc: duckdb.Error) -> bool:

@@ -23,6 +23,7 @@ __all__ = [
     "Feedback",
     "anomaly_by_id",
     "band",
+    "count_anomalies",
     "feedback_of",
     "latest_thresholds",
     "list_anomalies",
@@ -156,3 +157,8 @@ def feedback_of(store: Store, anomaly_id: str) -> list[Feedback]:
         [anomaly_id],
     )
     return [Feedback(r[0], int(r[1]), *r[2:]) for r in rows]
+
+
+def count_anomalies(store: Store) -> int:
+    """Count the stored anomalies."""
+    return int(store.query("SELECT count(*) FROM anomalies")[0][0])

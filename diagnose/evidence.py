@@ -16,6 +16,7 @@ import numpy.typing as npt
 
 from core.model import Change, ChangeKind
 from core.store import Store
+from detect.incidents.repository import resolved_incidents_before
 from diagnose.rank import SeriesInfo
 from diagnose.signals import classify
 
@@ -64,10 +65,6 @@ class PastIncident:
     resolution: str
 
 
-def _in_list(n: int) -> str:
-    return "(" + ", ".join(["?"] * n) + ")"
-
-
 def load_metrics(store: Store, services: Sequence[str], start: datetime, end: datetime) -> MetricMatrix:
     """Every non-cumulative series of ``services`` with its points in ``[start, end]``, on a grid.
 
@@ -77,19 +74,11 @@ def load_metrics(store: Store, services: Sequence[str], start: datetime, end: da
     empty = MetricMatrix(np.zeros(0), np.zeros((0, 0)), (), ())
     if not services:
         return empty
-    rows = store.query(
-        f"SELECT series_id, name, labels, service, unit FROM series WHERE service IN {_in_list(len(services))} "
-        "AND coalesce(kind, '') <> 'counter' ORDER BY series_id",
-        list(services),
-    )
+    rows = store.gauge_series_of(services)
     if not rows:
         return empty
     ids = np.array([r[0] for r in rows], dtype=np.uint64)
-    table = store.arrow(
-        "SELECT series_id, epoch(ts) AS t, value FROM points WHERE ts BETWEEN ? AND ? "
-        "AND series_id IN (SELECT unnest(?::UBIGINT[]))",
-        [start, end, ids.tolist()],
-    )
+    table = store.points_between(ids.tolist(), start, end)
     sid = np.asarray(table.column("series_id").to_numpy(zero_copy_only=False), dtype=np.uint64)
     t = np.asarray(table.column("t").to_numpy(zero_copy_only=False), dtype=np.float64)
     v = np.asarray(table.column("value").to_numpy(zero_copy_only=False), dtype=np.float64)
@@ -126,11 +115,7 @@ def load_changes(store: Store, services: Sequence[str], start: datetime, end: da
     """Deploys and config changes on ``services`` with ``start <= ts <= end``, oldest first."""
     if not services:
         return []
-    rows = store.query(
-        "SELECT id, service, kind, ts, version, environment, source, description FROM changes "
-        f"WHERE service IN {_in_list(len(services))} AND ts BETWEEN ? AND ? ORDER BY ts, id",
-        [*services, start, end],
-    )
+    rows = store.changes_between(services, start, end)
     out = []
     for r in rows:
         kind = ChangeKind(r[2]) if r[2] in _CHANGE_KINDS else ChangeKind.DEPLOYED
@@ -149,15 +134,7 @@ def load_logs(
     """
     if not services:
         return [], [], np.zeros(0)
-    rows = store.query(
-        "SELECT service, body, epoch(ts) FROM logs "
-        f"WHERE service IN {_in_list(len(services))} AND ts BETWEEN ? AND ? "
-        "AND (severity_number >= 13 OR upper(coalesce(severity_text, '')) IN "
-        "('WARN', 'WARNING', 'ERROR', 'ERR', 'FATAL', 'CRITICAL', 'SEVERE', 'PANIC') "
-        "OR (severity_number IS NULL AND regexp_matches(coalesce(body, ''), '(?i)error|exception|fail|warn'))) "
-        "ORDER BY ts LIMIT ?",
-        [*services, start, end, limit],
-    )
+    rows = store.warning_logs(services, start, end, limit)
     return (
         [r[0] or "" for r in rows],
         [r[1] or "" for r in rows],
@@ -168,16 +145,7 @@ def load_logs(
 def past_incidents(store: Store, before: datetime, exclude: str, limit: int = 500) -> list[PastIncident]:
     """Incidents resolved before ``before`` (newest first), with how each was resolved: the last
     operator note, or an operator's comment on a lifecycle step (automatic steps say nothing)."""
-    rows = store.query(
-        "SELECT i.id, i.services, i.opened_at, i.resolved_at, i.hypotheses, "
-        "  (SELECT list(DISTINCT a.name) FROM alerts a WHERE a.incident_id = i.id), "
-        "  (SELECT t.text FROM incident_timeline t WHERE t.incident_id = i.id AND t.at <= ? "
-        "     AND (t.kind = 'note' OR (t.kind = 'status' AND t.actor <> 'opsloop' AND t.text NOT LIKE '% -> %')) "
-        "   ORDER BY t.at DESC, t.seq DESC LIMIT 1) "
-        "FROM incidents i WHERE i.id <> ? AND i.resolved_at IS NOT NULL AND i.resolved_at <= ? "
-        "ORDER BY i.opened_at DESC LIMIT ?",
-        [before, exclude, before, limit],
-    )
+    rows = resolved_incidents_before(store, before, exclude, limit)
     out = []
     for r in rows:
         hyps = json.loads(r[4] or "[]")

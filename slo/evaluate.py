@@ -1,6 +1,7 @@
 """Evaluate SLOs over the store: SLI, error budget, burn rates per alert window, state.
 
-All SLOs are evaluated together, by SQL that DuckDB runs vectorised over the stored points:
+All SLOs are evaluated together, by SQL that DuckDB runs vectorised over the stored points
+(the queries live in ``slo.repository``; this module builds their inputs and does the maths):
 
 1. **Which series.** Each SLO's selectors are matched against the series dictionary (in
    Python, once per evaluation, indexed by metric name) into a small mapping table
@@ -27,14 +28,12 @@ state: **exhausted** when nothing is left, **at risk** when a tier fires or less
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -43,7 +42,8 @@ from numpy.typing import NDArray
 from core.model import BudgetState, BudgetStatus, MaintenanceWindow
 from core.store import Store
 from detect.incidents.suppress import window_active
-from slo import maths
+from slo import maths, repository
+from slo.repository import save_snapshots
 from slo.spec import (
     BudgetingMethod,
     EventRatioSli,
@@ -88,10 +88,7 @@ def _window_minutes(config: EvaluationConfig) -> list[tuple[str, int]]:
 def _series_index(store: Store, metrics: set[str]) -> dict[str, list[tuple[int, dict[str, str]]]]:
     if not metrics:
         return {}
-    rows = store.query(
-        "SELECT series_id, name, labels, service FROM series WHERE name IN (SELECT unnest(?::VARCHAR[]))",
-        [sorted(metrics)],
-    )
+    rows = store.series_named(sorted(metrics))
     index: dict[str, list[tuple[int, dict[str, str]]]] = {}
     for sid, name, labels, service in rows:
         lab = dict(labels or {})
@@ -238,63 +235,6 @@ def _excluded(
     )
 
 
-_POINTS_CTE = """
-WITH pts AS (
-    SELECT m.slo, m.role, m.counter, p.series_id, p.ts, p.value
-    FROM points p JOIN mapping m ON p.series_id = m.series_id
-    WHERE p.ts >= $scan_start AND p.ts < $at AND p.value IS NOT NULL AND isfinite(p.value)
-),
-counted AS (  -- gauges count their values; counters their increases (a drop is a reset)
-    SELECT slo, role, ts, value AS raw, value FROM pts WHERE NOT counter
-    UNION ALL
-    SELECT slo, role, ts, value AS raw,
-           CASE WHEN value >= lag(value) OVER w THEN value - lag(value) OVER w
-                WHEN lag(value) OVER w IS NULL THEN NULL ELSE value END AS value
-    FROM pts WHERE counter WINDOW w AS (PARTITION BY series_id, role ORDER BY ts)
-),
-"""
-
-_GOOD_POINT = """(
-    (pr.op = '<=' AND c.raw <= pr.threshold) OR (pr.op = '<' AND c.raw < pr.threshold) OR
-    (pr.op = '>=' AND c.raw >= pr.threshold) OR (pr.op = '>' AND c.raw > pr.threshold))"""
-
-_SLICES_SQL = (
-    _POINTS_CTE
-    + """
-metric_slices AS (
-    SELECT c.slo,
-           time_bucket(to_seconds(pr.slice_s), c.ts, TIMESTAMP '1970-01-01') AS slice,
-           sum(c.value) FILTER (WHERE c.role = 'good') AS good,
-           sum(c.value) FILTER (WHERE c.role = 'bad') AS bad,
-           sum(c.value) FILTER (WHERE c.role = 'total') AS total,
-           count(*) FILTER (WHERE c.role = 'metric') AS points,
-           count(*) FILTER (WHERE c.role = 'metric' AND """
-    + _GOOD_POINT
-    + """) AS points_good
-    FROM counted c JOIN params pr ON c.slo = pr.slo
-    WHERE c.value IS NOT NULL OR c.role = 'metric'
-    GROUP BY ALL
-),
-event_slices AS (
-    SELECT pr.slo,
-           time_bucket(to_seconds(pr.slice_s), e.ts, TIMESTAMP '1970-01-01') AS slice,
-           NULL::DOUBLE AS good,
-           count(*) FILTER (WHERE starts_with(e.type, pr.bad_type))::DOUBLE AS bad,
-           count(*)::DOUBLE AS total,
-           0::BIGINT AS points, 0::BIGINT AS points_good
-    FROM events e JOIN params pr
-      ON pr.total_type <> '' AND starts_with(e.type, pr.total_type)
-         AND (pr.service = '' OR e.service = pr.service)
-    WHERE e.ts >= $scan_start AND e.ts < $at
-    GROUP BY ALL
-),
-slices AS (SELECT * FROM metric_slices UNION ALL BY NAME SELECT * FROM event_slices)
-SELECT s.* FROM slices s
-WHERE NOT EXISTS (SELECT 1 FROM excluded x WHERE x.slo = s.slo AND s.slice >= x.t_from AND s.slice < x.t_to)
-"""
-)
-
-
 def _gauge_bands(
     store: Store, mapping: pa.Table, edges: list[datetime], start: datetime, at: datetime
 ) -> pa.Table:
@@ -304,19 +244,7 @@ def _gauge_bands(
     and the series add up per SLO and role. Rows are stamped with their band's start, so
     ``aggregate`` reads them exactly as it reads slices."""
     edges = sorted({*edges, start}, reverse=True)  # newest first; the scan start closes the list
-    sums = ", ".join(
-        f"sum(value) FILTER (WHERE ts >= TIMESTAMP '{e.isoformat(sep=' ')}') AS s{k}"
-        for k, e in enumerate(edges)
-    )
-    sql = f"""
-        SELECT series_id, {sums} FROM points
-        WHERE ts >= $scan_start AND ts < $at AND series_id IN (SELECT series_id FROM fast_series)
-          AND value IS NOT NULL AND isfinite(value)
-        GROUP BY series_id
-    """
-    with store.reader() as cur:
-        cur.register("fast_series", pa.table({"series_id": pc.unique(mapping["series_id"])}))
-        per_series = cur.sql(sql, params={"scan_start": start, "at": at}).to_arrow_table()
+    per_series = repository.sums_since(store, pc.unique(mapping["series_id"]), edges, start, at)
     index = {int(sid): k for k, sid in enumerate(per_series.column("series_id").to_pylist())}
     since = np.column_stack(
         [np.nan_to_num(per_series.column(f"s{k}").to_numpy(zero_copy_only=False).astype(np.float64))
@@ -341,16 +269,7 @@ def _gauge_bands(
         "slo": pa.array(rows_slo, pa.int32()), "slice": pa.array(rows_slice, pa.timestamp("us")),
         "role": pa.array(rows_role, pa.string()), "v": pa.array(np.concatenate(rows_v)),
     })  # fmt: skip
-    con = duckdb.connect()
-    try:
-        con.register("long", long)
-        return con.sql(
-            "SELECT slo, slice, sum(v) FILTER (WHERE role = 'good') AS good, "
-            "sum(v) FILTER (WHERE role = 'bad') AS bad, sum(v) FILTER (WHERE role = 'total') AS total, "
-            "0::BIGINT AS points, 0::BIGINT AS points_good FROM long GROUP BY ALL"
-        ).to_arrow_table()
-    finally:
-        con.close()
+    return repository.sum_bands(long)
 
 
 _SLICE_COLUMNS = ["slo", "slice", "good", "bad", "total", "points", "points_good"]
@@ -384,11 +303,7 @@ def compute_slices(
     mapping = mapping if mapping is not None else _mapping(store, specs)
     params = _params(specs, at)
     excluded = _excluded(specs, maintenance, start, at)
-    with store.reader() as cur:
-        cur.register("mapping", mapping)
-        cur.register("params", params)
-        cur.register("excluded", excluded)
-        return cur.sql(_SLICES_SQL, params={"scan_start": start, "at": at}).to_arrow_table()
+    return repository.slice_counts(store, mapping, params, excluded, start, at)
 
 
 def aggregate(
@@ -607,22 +522,3 @@ def _status(
         service=spec.service, objective=spec.objective, good=good, total=total, budget_consumed=consumed,
         bad_events=bad, bad_minutes=bad_minutes, exhaustion_s=exhaustion_s, alerts=tiers,
     )  # fmt: skip
-
-
-def save_snapshots(store: Store, statuses: Sequence[BudgetStatus]) -> None:
-    """Append statuses to ``slo_snapshots`` (history to plot)."""
-    if not statuses:
-        return
-
-    def clean(x: float | None) -> float | None:
-        return None if x is None or not math.isfinite(x) else x
-
-    with store.transaction() as con:
-        con.executemany(
-            "INSERT INTO slo_snapshots VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                (s.slo, s.at, clean(s.sli), s.good, s.total, s.budget_remaining, s.budget_consumed, s.bad_events,
-                 s.bad_minutes, json.dumps(dict(s.burn_rates)), s.state.value, list(s.alerts), clean(s.exhaustion_s))
-                for s in statuses
-            ],
-        )  # fmt: skip

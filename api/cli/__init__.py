@@ -103,7 +103,7 @@ def token_create(
 def token_list(db: DbOption = None, as_json: JsonOption = False) -> None:
     """List tokens (ids, names, scopes; never the secrets)."""
     with Store(settings_for(db).db) as store:
-        rows = store.query("SELECT id, name, scopes, created_at, revoked FROM tokens ORDER BY created_at")
+        rows = store.list_tokens()
     items = [
         {"id": r[0], "name": r[1], "scopes": r[2], "created_at": str(r[3]), "revoked": r[4]} for r in rows
     ]

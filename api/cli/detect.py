@@ -24,6 +24,7 @@ SinceOption = Annotated[
 def detect(db: DbOption = None, since: SinceOption = None) -> None:
     """Score stored points not yet scored (resuming from the last snapshot), then snapshot."""
     from detect.engine import DetectionEngine
+    from detect.repository import count_anomalies
 
     settings = settings_for(db)
     err = Console(stderr=True)
@@ -48,7 +49,7 @@ def detect(db: DbOption = None, since: SinceOption = None) -> None:
             )
             bar.update(task, completed=max(todo, 1))
         engine.snapshot()
-        found = store.query("SELECT count(*) FROM anomalies")[0][0]
+        found = count_anomalies(store)
     err.print(f"scored {scored:,} points; {found:,} anomalies stored; snapshot at row {engine.watermark:,}")
 
 

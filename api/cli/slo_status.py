@@ -62,7 +62,7 @@ def status(
         when = parse_time("--at", at)
         with Store(settings_for(db).db, read_only=True) as store:
             if when is None:
-                newest = store.query("SELECT max(ts) FROM points")[0][0]
+                newest = store.newest_point_ts()
                 # just after the newest point, so it counts (windows are [start, at))
                 when = newest + timedelta(seconds=1) if newest else datetime.now(UTC).replace(tzinfo=None)
             specs = load_specs(store)

@@ -46,7 +46,7 @@ async def revoke_token(token_id: str, request: Request) -> None:
 
 
 def _list(store: Store) -> list[dict[str, Any]]:
-    rows = store.query("SELECT id, name, scopes, created_at, revoked FROM tokens ORDER BY created_at DESC")
+    rows = store.list_tokens(newest_first=True)
     return [
         {"id": r[0], "name": r[1], "scopes": list(r[2]), "created_at": r[3].isoformat(), "revoked": r[4]}
         for r in rows

@@ -31,12 +31,16 @@ __all__ = [
     "count_incidents",
     "diagnosis_note",
     "incident_by_id",
+    "incident_seq",
     "list_incidents",
     "load_live_alerts",
     "load_open_incidents",
     "load_silences",
     "load_windows",
     "next_incident_seq",
+    "pending_notifications",
+    "record_delivery",
+    "resolved_incidents_before",
     "save_hypotheses",
     "save_round",
     "timeline_of",
@@ -389,3 +393,48 @@ def incident_openings(store: Store) -> list[tuple[str, datetime, str]]:
         (str(i), t, str(h or "[]"))
         for i, t, h in store.query("SELECT id, opened_at, hypotheses FROM incidents")
     ]
+
+
+def incident_seq(store: Store, incident_id: str) -> int:
+    """Return an incident's sequence number (0 when it is not stored)."""
+    row = store.query("SELECT seq FROM incidents WHERE id = ?", [incident_id])
+    return int(row[0][0]) if row else 0
+
+
+def record_delivery(
+    store: Store,
+    notification_id: str,
+    *,
+    status: str,
+    attempts: int,
+    next_attempt_at: datetime,
+    error: str | None,
+    at: datetime,
+) -> None:
+    """Record one delivery attempt of an outbox row (``sent_at`` is set only when it was sent)."""
+    with store.transaction() as con:
+        con.execute(
+            "UPDATE notifications SET status = ?, attempts = ?, next_attempt_at = ?, last_error = ?, "
+            "sent_at = CASE WHEN ? = 'sent' THEN ? ELSE sent_at END WHERE id = ?",
+            [status, attempts, next_attempt_at, error, status, at, notification_id],
+        )
+
+
+def resolved_incidents_before(
+    store: Store, before: datetime, exclude: str, limit: int
+) -> list[tuple[Any, ...]]:
+    """Return incidents resolved by ``before`` other than ``exclude``, newest opened first.
+
+    Rows: (id, services, opened_at, resolved_at, hypotheses, alert names, resolution text), the
+    resolution being the last operator note or operator comment on a lifecycle step by ``before``.
+    """
+    return store.query(
+        "SELECT i.id, i.services, i.opened_at, i.resolved_at, i.hypotheses, "
+        "  (SELECT list(DISTINCT a.name) FROM alerts a WHERE a.incident_id = i.id), "
+        "  (SELECT t.text FROM incident_timeline t WHERE t.incident_id = i.id AND t.at <= ? "
+        "     AND (t.kind = 'note' OR (t.kind = 'status' AND t.actor <> 'opsloop' AND t.text NOT LIKE '% -> %')) "
+        "   ORDER BY t.at DESC, t.seq DESC LIMIT 1) "
+        "FROM incidents i WHERE i.id <> ? AND i.resolved_at IS NOT NULL AND i.resolved_at <= ? "
+        "ORDER BY i.opened_at DESC LIMIT ?",
+        [before, exclude, before, limit],
+    )
