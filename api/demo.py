@@ -480,7 +480,7 @@ def show_diagnoses(
 
 def show_slos(db: str, console: Console) -> None:
     """The scenario's SLOs at the end of the replay, and the backlog items the budget policy made."""
-    from api.cli.slo_status import slo_table
+    from api.cli.slo import slo_table
     from api.convert import slo_to_wire
     from core.store import Store
     from slo.backlog_repository import list_items
