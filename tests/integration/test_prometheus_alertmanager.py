@@ -239,8 +239,10 @@ def test_prometheus_remote_write_and_alertmanager_webhook_land_in_duckdb(
     # a scrape's samples may reach us over several remote-write batches: wait for the modes
     check(
         "node_cpu_seconds_total idle/user/system",
-        lambda: {"idle", "user", "system"}
-        <= {s["mode"] for s in series_with_points(live_server, "node_cpu_seconds_total", "node")},
+        lambda: (
+            {"idle", "user", "system"}
+            <= {s["mode"] for s in series_with_points(live_server, "node_cpu_seconds_total", "node")}
+        ),
         30,
     )
     cpu = series_with_points(live_server, "node_cpu_seconds_total", "node")
