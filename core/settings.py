@@ -40,6 +40,13 @@ class Settings(BaseSettings):
         default=1.25, gt=1.0, description="a false positive divides the tail 1 - threshold by this"
     )
     detect_controls: Path | None = Field(default=None, description="YAML list of per-selector controls")
+    detect_warm_points: int = Field(
+        default=30,
+        ge=0,
+        description="points of its own history a series needs before it may alert; the flat views"
+        " settle after tens of points and slower views (seasonal profiles) join only once they have"
+        " their own days of coverage, so 30 points (30 min at 60 s) lets a new install alert in its first hour",
+    )
     detect_snapshot_interval_s: float = Field(default=60.0, description="seconds between state snapshots")
     detect_max_backlog_rows: int = Field(
         default=2_000_000, description="points held for detection before it re-reads them from the store"
@@ -49,7 +56,10 @@ class Settings(BaseSettings):
         default=300.0, description="quiet seconds before an incident resolves"
     )
     alert_learning_s: float = Field(
-        default=86400.0, description="history a series needs before its anomalies may alert (one daily cycle)"
+        default=0.0,
+        ge=0.0,
+        description="optional extra floor, in seconds of a series' own history, before it may alert"
+        " (default none: warm-up is counted in points, see detect_warm_points)",
     )
     deploy_window_s: float = Field(
         default=1800.0, description="alerts this soon after a change are linked to it"

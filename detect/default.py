@@ -49,4 +49,5 @@ def default_detector() -> BatchDetector:
             AnomalyLikelihood(LevelShift(halflife=50.0, fast_halflife=3.0)),
         ),
         band_views=(0, 1),  # the level-shift view's "expected" is a short-term mean, not a normal level
+        refractory=150,
     )

@@ -51,12 +51,16 @@ class Ensemble(BatchDetector):
     range_slope
         Extra ``-log10`` probability per range-width beyond the old range (a new record far
         outside the old range is stranger than one that just touches it).
-    warmup
-        Points before which the range rule is off (the range is still being discovered).
+    warmup, warmup_s
+        The range rule is off until a series has both this many points and this many seconds
+        of its own history (default a day): before a series has covered a full daily cycle,
+        a new maximum is what a rising morning looks like, not an anomaly.
     alarm
         Score at which an alarm starts the refractory period.
     refractory
-        Points after an alarm during which scores are damped.
+        Points after an alarm during which scores are damped. Alarms in a series' first
+        ``warmup`` points start no refractory period: a young series' chance alarm must not
+        mute its first real anomaly.
     damping
         Factor applied to scores during the refractory period.
 
@@ -68,7 +72,7 @@ class Ensemble(BatchDetector):
     >>> b = PointBatch.of(slot=np.zeros(321), ts=np.arange(321) * 60.0, value=values)
     >>> s = process(Ensemble(), b)
     >>> bool(s.score[300] > 0.25), float(np.mean(s.score[100:300] > 0.25))
-    (True, 0.01)
+    (True, 0.0)
     """
 
     def __init__(
@@ -82,6 +86,7 @@ class Ensemble(BatchDetector):
         refractory: int = 100,
         damping: float = 0.5,
         band_views: tuple[int, ...] | None = None,
+        warmup_s: float = 86400.0,
     ) -> None:
         self.views = views if views is not None else (AnomalyLikelihood(RobustEWM()),)
         self.band_views = band_views
@@ -91,6 +96,7 @@ class Ensemble(BatchDetector):
         self.range_log10 = range_log10
         self.range_slope = range_slope
         self.warmup = warmup
+        self.warmup_s = warmup_s
         self.alarm = alarm
         self.refractory = refractory
         self.damping = damping
@@ -120,7 +126,13 @@ class Ensemble(BatchDetector):
         return type(self)(**params)
 
     def _state_spec(self) -> dict[str, tuple[tuple[int, ...], float]]:
-        return {"lo": ((), np.inf), "hi": ((), -np.inf), "n": ((), 0.0), "since": ((), np.inf)}
+        return {
+            "lo": ((), np.inf),
+            "hi": ((), -np.inf),
+            "n": ((), 0.0),
+            "since": ((), np.inf),
+            "first": ((), np.inf),
+        }
 
     def score_batch(self, batch: PointBatch) -> Scores:
         self._ensure(batch)
@@ -146,7 +158,8 @@ class Ensemble(BatchDetector):
         lo, hi = st["lo"][slot], st["hi"][slot]
         with np.errstate(invalid="ignore"):  # inf - inf before the first point
             beyond = np.maximum(x - hi, lo - x) / np.maximum(hi - lo, 1e-12 * np.maximum(np.abs(hi), 1.0))
-        outside = (beyond > self.range_tolerance) & (st["n"][slot] >= self.warmup)
+        warm = (st["n"][slot] >= self.warmup) & (batch.ts - st["first"][slot] >= self.warmup_s)
+        outside = (beyond > self.range_tolerance) & warm
         range_logq = -(self.range_log10 + self.range_slope * np.minimum(beyond, 10.0)) * LN10
         by_range = outside & (range_logq < logq)
         logq = np.where(by_range, range_logq, logq)
@@ -168,4 +181,7 @@ class Ensemble(BatchDetector):
         st["lo"][slot] = np.minimum(st["lo"][slot], x)
         st["hi"][slot] = np.maximum(st["hi"][slot], x)
         st["n"][slot] += 1.0
-        st["since"][slot] = np.where(score >= self.alarm, 0.0, st["since"][slot] + 1.0)
+        st["first"][slot] = np.minimum(st["first"][slot], batch.ts)
+        # an alarm while the series is young starts no episode: it must not mute the first real one
+        episode = (score >= self.alarm) & (st["n"][slot] >= self.warmup)
+        st["since"][slot] = np.where(episode, 0.0, st["since"][slot] + 1.0)

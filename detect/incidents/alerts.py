@@ -71,9 +71,16 @@ class AnomalyAlerter:
     min_rel, min_z
         Practical significance: the run must reach this relative deviation, or this many
         standard deviations (the band's half-width is three), before it fires.
+    warm_points
+        Points of a series' own history before it may alert (its anomalies are still
+        recorded). Warm-up is counted in points, not time, because what makes a baseline
+        trustworthy is how many observations it has: the flat robust views settle after tens
+        of points, and the views that need longer (the seasonal profiles need days of
+        coverage, the likelihood's tail starts from a prior) hold themselves back until they
+        have it. At a 60 s interval the default of 30 lets a new install alert in its first hour.
     learning_s
-        Seconds of a series' own history before it may alert: a learned normal range needs at
-        least one full daily cycle before it pages anyone (its anomalies are still recorded).
+        An optional extra floor, in seconds of a series' own history, on top of
+        ``warm_points`` (default 0: none).
 
     Example
     -------
@@ -84,7 +91,7 @@ class AnomalyAlerter:
     ...                   "probability": [0.0, 0.0, 0.3, 0.1, 0.1, 0.0, 0.0, 0.0],
     ...                   "expected": [0.0] * 8, "lower": [-1.0] * 8, "upper": [1.0] * 8})
     >>> flagged = [False, False, True, False, False, False, False, False]
-    >>> a = AnomalyAlerter(sustain=3, clear=2, learning_s=0)
+    >>> a = AnomalyAlerter(sustain=3, clear=2, warm_points=0)
     >>> t = a.observe(bands, pa.array(flagged))
     >>> t.firing.tolist(), (t.ts // 60_000_000).tolist(), (t.started // 60_000_000).tolist()
     ([True, False], [4, 6], [2, 2])
@@ -95,18 +102,22 @@ class AnomalyAlerter:
         sustain: int = 2,
         high: float = 0.6,
         clear: int = 5,
-        learning_s: float = 86400.0,
+        learning_s: float = 0.0,
         min_rel: float = 0.1,
         min_z: float = 5.0,
+        warm_points: int = 30,
     ) -> None:
         if sustain < 1 or clear < 1:
             raise ValueError("sustain and clear must be at least 1")
+        if warm_points < 0 or learning_s < 0:
+            raise ValueError("warm_points and learning_s must not be negative")
         self.sustain = sustain
         self.high = high
         self.clear = clear
         self.learning_s = learning_s
         self.min_rel = min_rel
         self.min_z = min_z
+        self.warm_points = warm_points
         self.slots = SlotMap()
         self.run = np.zeros(0, dtype=np.int64)  # consecutive out-of-band points of the current run
         self.side = np.zeros(0, dtype=np.int8)  # +1 above, -1 below, 0 no run
@@ -114,6 +125,7 @@ class AnomalyAlerter:
         self.calm = np.zeros(0, dtype=np.int64)  # consecutive in-band points while firing
         self.active = np.zeros(0, dtype=bool)
         self.first = np.zeros(0, dtype=np.int64)  # ts of the series' first point
+        self.seen = np.zeros(0, dtype=np.int64)  # points of the series seen before this one
         self.significant = np.zeros(0, dtype=bool)  # the current run was practically significant
 
     def _grow(self, need: int) -> None:
@@ -127,6 +139,7 @@ class AnomalyAlerter:
         self.calm = np.r_[self.calm, np.zeros(extra, dtype=np.int64)]
         self.active = np.r_[self.active, np.zeros(extra, dtype=bool)]
         self.first = np.r_[self.first, np.full(extra, np.iinfo(np.int64).max, dtype=np.int64)]
+        self.seen = np.r_[self.seen, np.zeros(extra, dtype=np.int64)]
         self.significant = np.r_[self.significant, np.zeros(extra, dtype=bool)]
 
     def firing_series(self) -> NDArray[np.uint64]:
@@ -165,7 +178,9 @@ class AnomalyAlerter:
             side, f = side_of[index], flag[index]
             cur = self.side[s]
             self.first[s] = np.minimum(self.first[s], ts[index])
-            learned = ts[index] - self.first[s] >= int(self.learning_s * 1e6)
+            aged = ts[index] - self.first[s] >= int(self.learning_s * 1e6)
+            learned = aged & (self.seen[s] >= self.warm_points)
+            self.seen[s] += 1
             f = f & learned
             # a run starts on a flagged out-of-band point and continues on the same side
             starts_run = f & (side != 0) & ((cur == 0) | (side != cur))
@@ -218,4 +233,5 @@ class AnomalyAlerter:
             "ids": self.slots.ids()[:n],
             "run": self.run[:n], "side": self.side[:n], "onset": self.onset[:n],
             "calm": self.calm[:n], "active": self.active[:n], "first": self.first[:n],
+            "seen": self.seen[:n],
         }  # fmt: skip

@@ -119,7 +119,9 @@ class IncidentPipeline:
                 raise ConfigError(f"notify_webhooks[{i}].format: expected one of {', '.join(FORMATS)}")
         self.clock = clock
         cfg = self.config
-        self.alerter = AnomalyAlerter(cfg.sustain, cfg.high, cfg.clear, cfg.learning.total_seconds())
+        self.alerter = AnomalyAlerter(
+            cfg.sustain, cfg.high, cfg.clear, cfg.learning.total_seconds(), warm_points=cfg.warm_points
+        )
         self._inbox: deque[tuple[Any, float]] = deque()
         self._inbox_lock = threading.Lock()
         self._lock = threading.RLock()  # state: worker thread vs API commands

@@ -57,7 +57,8 @@ class PipelineConfig:
     sustain: int = 2
     high: float = 0.6
     clear: int = 5
-    learning: timedelta = timedelta(days=1)
+    learning: timedelta = timedelta(0)
+    warm_points: int = 30
 
     @classmethod
     def from_settings(cls, settings: Settings) -> PipelineConfig:
@@ -68,6 +69,7 @@ class PipelineConfig:
             deploy_grace=timedelta(seconds=settings.deploy_grace_s),
             deploy_window=timedelta(seconds=settings.deploy_window_s),
             learning=timedelta(seconds=settings.alert_learning_s),
+            warm_points=settings.detect_warm_points,
             escalate_after={p: timedelta(seconds=v) for p, v in settings.escalate_after_s.items()},
         )
 

@@ -18,17 +18,37 @@ def one_series(x: np.ndarray) -> PointBatch:
 def test_a_record_far_outside_the_range_outscores_one_just_outside() -> None:
     rng = np.random.default_rng(13)
     base = rng.uniform(0, 10, 400)
-    near = process(Ensemble(refractory=0), one_series(np.r_[base, 10.5])).score[-1]
-    far = process(Ensemble(refractory=0), one_series(np.r_[base, 30.0])).score[-1]
+    near = process(Ensemble(refractory=0, warmup_s=0), one_series(np.r_[base, 10.5])).score[-1]
+    far = process(Ensemble(refractory=0, warmup_s=0), one_series(np.r_[base, 30.0])).score[-1]
     assert far > near > 0
 
 
 def test_the_range_rule_waits_for_the_warm_up() -> None:
     x = np.r_[np.linspace(0, 1, 50), 100.0]
-    quiet = Ensemble(views=(AnomalyLikelihood(RobustEWM(), threshold=1e9),), warmup=100, refractory=0)
-    loud = Ensemble(views=(AnomalyLikelihood(RobustEWM(), threshold=1e9),), warmup=10, refractory=0)
+    quiet = Ensemble(
+        views=(AnomalyLikelihood(RobustEWM(), threshold=1e9),), warmup=100, refractory=0, warmup_s=0
+    )
+    loud = Ensemble(
+        views=(AnomalyLikelihood(RobustEWM(), threshold=1e9),), warmup=10, refractory=0, warmup_s=0
+    )
     assert process(quiet, one_series(x)).score[-1] == 0
     assert process(loud, one_series(x)).score[-1] > 0.5
+
+
+def test_the_range_rule_waits_for_a_day_of_coverage() -> None:
+    # a new diurnal series sets a new record every minute of its first rising morning
+    t = np.arange(0.0, 2 * 86400.0, 600.0)
+    x = 100.0 + 50.0 * np.sin(2 * np.pi * (t / 86400.0 - 0.25))  # trough at midnight
+
+    def only_range(**kw: float) -> Ensemble:
+        return Ensemble(views=(AnomalyLikelihood(RobustEWM(), threshold=1e9),), warmup=10, refractory=0, **kw)  # type: ignore[arg-type]
+
+    day_one = t < 86400.0
+    b = PointBatch.of(np.zeros(len(t)), t, x)
+    assert np.all(process(only_range(), b).score[day_one] == 0), "no records are anomalies before a day"
+    assert process(only_range(warmup_s=0), b).score[day_one].max() > 0.5, "points alone would page"
+    spike = PointBatch.of(np.zeros(len(t) + 1), np.r_[t, t[-1] + 600.0], np.r_[x, 400.0])
+    assert process(only_range(), spike).score[-1] > 0.5, "after a day a new record still counts"
 
 
 def test_the_refractory_period_damps_a_second_alarm() -> None:
@@ -95,7 +115,7 @@ def test_source_names_which_view_or_rule_judged_each_point() -> None:
     rng = np.random.default_rng(8)
     base = rng.uniform(0, 10, 400)
     x = np.r_[base, base.max() + 0.06 * np.ptp(base)]  # a new record, unremarkable as a deviation
-    ens = Ensemble(refractory=0)
+    ens = Ensemble(refractory=0, warmup_s=0)
     s = process(ens, one_series(x))
     assert s.source is not None and len(s.source) == len(x)
     assert ens.source_names[s.source[-1]] == "range"

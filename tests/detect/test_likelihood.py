@@ -97,7 +97,7 @@ def test_the_tail_fit_matches_the_textbook_recursion(seed: int, halflife: float,
     # halflife 3 runs past the renormalisation point (500 half-lives) within the stream
     rng = np.random.default_rng(seed)
     x = rng.standard_t(3, 1700)
-    det = AnomalyLikelihood(halflife=halflife, max_shape=max_shape)
+    det = AnomalyLikelihood(halflife=halflife, max_shape=max_shape, warmup=0)
     b = PointBatch.of(np.zeros(len(x)), np.arange(len(x)) * 60.0, x)
     logq = np.empty(len(x))
     for i in range(len(x)):
@@ -107,3 +107,16 @@ def test_the_tail_fit_matches_the_textbook_recursion(seed: int, halflife: float,
     inner = process(RobustEWM(), b)
     signed = np.where(x >= inner.expected, inner.score, -inner.score)
     np.testing.assert_allclose(logq, reference_log_tail(signed, det), rtol=1e-9, atol=1e-9)
+
+
+def test_the_first_points_of_a_series_neither_score_nor_fatten_the_tail() -> None:
+    # the third point is judged against a spread of one residual: a large raw score by chance
+    rng = np.random.default_rng(50000)
+    x = np.r_[1.0 + 0.125 * rng.standard_normal(35), 4.0]  # then a fourfold step
+    b = PointBatch.of(np.zeros(len(x)), np.arange(len(x)) * 60.0, x)
+    inner = RobustEWM(halflife=3.0, spread_halflife=200.0)
+    assert process(inner.clone(), b).score[:10].max() > 5.0, "the young spread does produce a big raw score"
+    guarded = process(AnomalyLikelihood(inner.clone(), warmup=10), b).score
+    naive = process(AnomalyLikelihood(inner.clone(), warmup=0), b).score
+    assert np.all(guarded[:10] == 0.0)
+    assert guarded[-1] > naive[-1] + 0.1, "the young outlier must not make the real anomaly look ordinary"

@@ -298,8 +298,8 @@ def test_alerter_is_independent_of_batching(points: list[tuple[int, float, bool]
     values = [v for _, v, _ in points]
     flags = np.array([f for _, _, f in points])
     ts = [i * 60_000_000 for i in range(len(points))]
-    whole = AnomalyAlerter(sustain=2, clear=2, learning_s=0).observe(bands_of(series, values, ts), flags)
-    split = AnomalyAlerter(sustain=2, clear=2, learning_s=0)
+    whole = AnomalyAlerter(sustain=2, clear=2, warm_points=0).observe(bands_of(series, values, ts), flags)
+    split = AnomalyAlerter(sustain=2, clear=2, warm_points=0)
     got: list[tuple[int, int, bool]] = []
     for i in range(0, len(points), chunk):
         t = split.observe(
@@ -327,7 +327,7 @@ def test_anomaly_transitions_become_alerts_with_series_labels(store: Store) -> N
             ),
         )
     )  # fmt: skip
-    p = make(store, sustain=2, learning=timedelta(0))
+    p = make(store, sustain=2, learning=timedelta(0), warm_points=0)
     ts = [int((T0 + timedelta(minutes=i)).timestamp() * 1e6) for i in range(3)]
     p.offer_detection(bands_of([sid] * 3, [0.0, 5.0, 6.0], ts), np.array([False, True, False]))
     p.process(now=T0 + timedelta(minutes=3))
