@@ -37,6 +37,7 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
+from diagnose.diagnoser import DiagnoseConfig
 from diagnose.rank import RankConfig, SeriesInfo, Signal, rank_services
 
 __all__ = [
@@ -218,9 +219,10 @@ def accuracy(ranks: Sequence[int | None]) -> dict[str, float]:
 
 @dataclass(slots=True)
 class RcaBenchResult:
-    """Per fault: system, kind, and the truth's rank; plus the wall time of the run."""
+    """Per fault: system, kind, the truth's rank, fault type and UTC hour; plus the run's wall time."""
 
     records: list[tuple[str, str, int | None]] = field(default_factory=list)
+    details: list[tuple[str, int]] = field(default_factory=list)
     seconds: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
@@ -235,6 +237,29 @@ class RcaBenchResult:
         out["seconds"] = round(self.seconds, 3)
         return out
 
+    def spread(self) -> dict[str, Any]:
+        """Per system, the figures per fault type and per UTC hour of injection (n, AC@1, AC@3).
+
+        Nothing in the ranker is fitted on this data, so there is no held-out split to report;
+        the spread over hours and fault types is the honest measure of how much figures move.
+        """
+        out: dict[str, Any] = {}
+        rows = [(s, r, t, h) for (s, _, r), (t, h) in zip(self.records, self.details, strict=True)]
+        for system in sorted({s for s, _, _, _ in rows}):
+            groups: dict[str, dict[str, list[int | None]]] = {"type": {}, "hour": {}}
+            for s, r, t, h in rows:
+                if s == system:
+                    groups["type"].setdefault(t, []).append(r)
+                    groups["hour"].setdefault(f"{h:02d}", []).append(r)
+            out[system] = {
+                by: {
+                    key: {k: round(v, 3) for k, v in accuracy(ranks).items() if k in ("n", "AC@1", "AC@3")}
+                    for key, ranks in sorted(group.items())
+                }
+                for by, group in groups.items()
+            }
+        return out
+
 
 def day_folders(data: Path) -> list[Path]:
     """The day folders under ``data``: those with a ``metric/`` folder and a fault list."""
@@ -246,9 +271,15 @@ def day_folders(data: Path) -> list[Path]:
 
 
 def run_rca_bench(
-    data: Path, progress: Callable[[str], None] | None = None, config: RankConfig = RankConfig()
+    data: Path, progress: Callable[[str], None] | None = None, config: RankConfig | None = None
 ) -> RcaBenchResult:
-    """Rank every fault of every day folder under ``data`` and record where the truth landed."""
+    """Rank every fault of every day folder under ``data`` and record where the truth landed.
+
+    The ranker and its configuration are the Diagnoser's own (``DiagnoseConfig().rank``, what the
+    server ships), fed the bench's documented inputs: the series, the call graph when the day
+    has one, and the fault's time as the alarm.
+    """
+    config = config or DiagnoseConfig().rank
     start = time.perf_counter()
     result = RcaBenchResult()
     for folder in day_folders(data):
@@ -260,5 +291,14 @@ def run_rca_bench(
             names = [r.service for r in ranking]
             rank = names.index(fault.service) + 1 if fault.service in names else None
             result.records.append((day.system, fault.kind, rank))
+            result.details.append((fault.inject_type, datetime.fromtimestamp(fault.alarm_ts, UTC).hour))
     result.seconds = time.perf_counter() - start
     return result
+
+
+if __name__ == "__main__":  # python -m bench.rca_nezha [DATA]: the figures plus their spread
+    import sys
+
+    folder = Path(sys.argv[1]) if len(sys.argv) > 1 else Path("/work/shared/benchmarks/rca/nezha")
+    bench = run_rca_bench(folder)
+    print(json.dumps({"figures": bench.as_dict(), "spread": bench.spread()}, indent=1))

@@ -32,7 +32,11 @@ The score
 3. With a call graph (caller -> callee edges): a callee's fault reaches its callers as latency
    and errors, so that part of a caller's score (not its CPU or memory) is discounted by the
    share of it that its most anomalous callee explains, both measured above the median service
-   score of the moment (the level every service reaches by chance).
+   score of the moment (the level every service reaches by chance). Conversely, client
+   latency that none of a service's callees' server latency accounts for was spent on the
+   service's own network path (a delay on its interface): it counts as that service's evidence,
+   at ``network_weight`` (half, like traffic: it also moves with load). Without a call graph
+   client latency is never a service's own evidence, since nothing tells who it waits on.
 
 Ties are broken by service name, so the result does not depend on the order of the series.
 """
@@ -138,6 +142,8 @@ class RankConfig:
         With edges: the largest fraction of a caller's score an anomalous callee can explain away.
     two_sided
         Roles whose deviation counts both ways (a drop in traffic is as telling as a surge).
+    network_weight
+        With edges: the weight of client latency that no callee's server latency explains.
     """
 
     baseline_s: float = 3600.0
@@ -148,6 +154,7 @@ class RankConfig:
     weights: tuple[tuple[Signal, float], ...] = DEFAULT_WEIGHTS
     callee_discount: float = 0.5
     two_sided: frozenset[Signal] = frozenset({"traffic", "other"})
+    network_weight: float = 0.5
 
 
 def series_deviation(
@@ -260,6 +267,7 @@ def rank_services(
     has_down = np.zeros(len(services), dtype=bool)
     has_down[rows[cols == down]] = True
     # Time spent in the service itself: server latency beyond what its own calls explain.
+    server_latency = evidence[:, lat].copy()
     own_latency = np.clip(evidence[:, lat] - evidence[:, down], 0.0, None)
     evidence[:, lat] = np.where(has_down, own_latency, evidence[:, lat])
     weights = dict(config.weights)
@@ -273,6 +281,11 @@ def rank_services(
         carried = np.where(carried_roles[None, :], weighted, 0.0).max(axis=1)
         explained = _callee_max(svc_score, svc_index, edges)
         svc_score = np.maximum(local, _discount(carried, explained, svc_score, config.callee_discount))
+        # Client latency that no callee's server latency accounts for is spent on this service's
+        # own network path (a delay on its interface), so it is this service's evidence.
+        callee_latency = _callee_max(server_latency, svc_index, edges)
+        own_network = np.clip(evidence[:, down] - callee_latency, 0.0, None)
+        svc_score = np.maximum(svc_score, config.network_weight * own_network)
 
     order = sorted(range(len(services)), key=lambda i: (-svc_score[i], services[i]))
     per_service: list[list[MetricScore]] = [[] for _ in services]

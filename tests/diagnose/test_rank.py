@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from diagnose.rank import RankConfig, SeriesInfo, ServiceScore, Signal, rank_services
+from diagnose.rank import RankConfig, SeriesInfo, ServiceScore, Signal, rank_services, series_deviation
 
 STEP = 60.0
 N_POINTS = 120
@@ -179,3 +179,66 @@ def test_values_must_match_the_series_and_the_grid() -> None:
     with pytest.raises(ValueError, match="shape"):
         rank_services(grid(), np.zeros((2, N_POINTS)), [SeriesInfo("a", "m", "other")], ALARM)
     assert rank_services(grid(), np.zeros((0, N_POINTS)), [], ALARM) == []
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n_services=st.integers(2, 6),
+    log_scales=st.lists(st.floats(-6.0, 6.0), min_size=42, max_size=42),
+)
+def test_the_deviation_score_does_not_depend_on_each_series_unit(
+    seed: int, n_services: int, log_scales: list[float]
+) -> None:
+    """Median and IQR move with the unit, so seconds vs milliseconds (or Mi vs bytes) change nothing."""
+    rng = np.random.default_rng(seed)
+    values, series = estate(rng, n_services)
+    shift(values[rng.integers(len(series))], 8.0)
+    scales = 10.0 ** np.array(log_scales[: len(series)])
+    a = rank_services(grid(), values, series, ALARM)
+    b = rank_services(grid(), values * scales[:, None], series, ALARM)
+    assert names(a) == names(b)
+    np.testing.assert_allclose([r.score for r in a], [r.score for r in b], rtol=1e-6, atol=1e-9)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    by=st.floats(10.0, 1e3),
+    missing=st.floats(0.0, 0.6),
+    two_sided=st.booleans(),
+)
+def test_a_shifted_series_outranks_a_flat_one_even_with_gaps(
+    seed: int, by: float, missing: float, two_sided: bool
+) -> None:
+    rng = np.random.default_rng(seed)
+    values = noisy(rng, 2)
+    shift(values[0], by)
+    gaps = rng.random(values.shape) < missing
+    gaps[:, int(ALARM // STEP)] = False  # the shift's first point is there to be seen
+    values[gaps] = np.nan
+    score, base, peak, onset = series_deviation(
+        grid(), values, ALARM, np.full(2, two_sided), RankConfig(min_baseline_points=5)
+    )
+    assert score[0] > score[1] >= 0.0
+    assert peak[0] > base[0] and onset[0] == ALARM
+
+
+def test_client_latency_no_callee_explains_is_the_services_own_network() -> None:
+    """A delay on a service's interface slows its calls while its callees stay fast."""
+    rng = np.random.default_rng(6)
+    quiet = [f"q-{i}" for i in range(6)]
+    series = [
+        SeriesInfo("a-delayed", "client_p99", "downstream_latency"),
+        SeriesInfo("b-callee", "server_p99", "latency"),
+        SeriesInfo("c-other", "cpu", "saturation"),
+        *(SeriesInfo(q, "p99", "latency") for q in quiet),
+    ]
+    values = np.vstack([copies(rng, 3), noisy(rng, len(quiet))])
+    shift(values[0], 30.0)
+    edges = [("a-delayed", "b-callee")]
+    assert rank_services(grid(), values, series, ALARM)[0].service != "a-delayed"  # no graph: not own
+    assert rank_services(grid(), values, series, ALARM, edges)[0].service == "a-delayed"
+    shift(values[1], 30.0)  # now the callee is slow too: the caller is waiting on it
+    ranked = names(rank_services(grid(), values, series, ALARM, edges))
+    assert ranked.index("b-callee") < ranked.index("a-delayed")
