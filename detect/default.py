@@ -5,13 +5,14 @@ time (the seasonal profiles), never in the units of a particular metric, and non
 per series: the same detector runs on every series.
 
 On NAB (``opsloop bench nab``: 58 files as streams, no labels, NAB's own threshold sweep)
-it scores 75.6 standard, 66.6 reward-low-FP and 80.6 reward-low-FN (Numenta HTM: 70.1 /
+it scores 75.8 standard, 67.1 reward-low-FP and 80.7 reward-low-FN (Numenta HTM: 70.1 /
 63.1 / 74.3; CAD OSE: 69.9 / 67.0 / 73.2; ARTime: 74.9 / 65.1 / 80.4). The sweep picks
 0.253 for all three profiles, just above the ensemble's refractory alarm level of 0.25,
 which is therefore its ``default_threshold`` (what the streaming engine alerts at). These
-figures were reached by trying changes on NAB itself, so they flatter the detector; on two
-fixed halves of the corpus (alternate files within each category) it scores 77.6 / 66.7 /
-83.3 and 73.8 / 67.0 / 78.0.
+figures were reached by trying changes on NAB itself, so they flatter the detector. The
+last change (cold-start warm-up, ``refractory=150``) was tried on one fixed half of the
+corpus (alternate files within each category: 77.8 / 67.0 / 83.4) and only measured on
+the other (74.0 / 67.4 / 78.1).
 """
 
 from __future__ import annotations
