@@ -98,3 +98,19 @@ class Settings(BaseSettings):
         default="", description="transition id applied when an item closes ('' = comment only)"
     )
     backlog_webhook_url: str = Field(default="", description="POST each backlog change as JSON here")
+    # problem management (resolve.problems): which incidents recur, and for how long a problem stays live
+    problem_window_s: float = Field(
+        default=14 * 86400.0,
+        gt=0.0,
+        description="an incident recurs when a matching one opened at most this long before it (14 days)",
+    )
+    problem_similarity: float = Field(
+        default=0.5,
+        gt=0.0,
+        le=1.0,
+        description="Jaccard overlap of services, and of alert names or log templates, that makes two"
+        " incidents the same problem (a shared leading cause stands in for the names)",
+    )
+    problem_min_incidents: int = Field(
+        default=2, ge=2, description="matching incidents that make a problem (2: the first recurrence)"
+    )

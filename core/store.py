@@ -39,7 +39,7 @@ from core.model import Change, ConfigurationItem, Event, ExternalAlertStatus
 
 #: Folders, relative to the packages' common parent, whose ``migrations/`` hold schema files.
 #: Named here rather than imported: core must not import the stages that come after it.
-MIGRATION_STAGES: tuple[str, ...] = ("core", "detect", "detect/incidents", "slo", "diagnose")
+MIGRATION_STAGES: tuple[str, ...] = ("core", "detect", "detect/incidents", "slo", "diagnose", "resolve")
 _PACKAGES_ROOT = Path(__file__).resolve().parent.parent
 
 

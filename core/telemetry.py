@@ -117,3 +117,21 @@ WORKER_ROUND_SECONDS = Histogram(
     buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0),
     registry=REGISTRY,
 )
+# Resolve: problems and operational metrics (resolve.problems, resolve.operations)
+PROBLEMS = Gauge(
+    "opsloop_problems", "Problems, by state (open, known_error, resolved).", ["state"], registry=REGISTRY
+)
+OPERATIONS_SECONDS = Gauge(
+    "opsloop_operations_seconds",
+    "Operational means over the last 30 days, estate-wide and per service: mttd, mtta, mtrs, mtbf"
+    " (seconds; NaN when no incident defines it).",
+    ["metric", "service"],
+    registry=REGISTRY,
+)
+OPERATIONS_RATIO = Gauge(
+    "opsloop_operations_ratio",
+    "Operational ratios over the last 30 days, estate-wide and per service: change_failure_rate,"
+    " automation_share (0..1; NaN when nothing to divide by).",
+    ["metric", "service"],
+    registry=REGISTRY,
+)

@@ -12,7 +12,7 @@ from core.store import MIGRATION_STAGES, MIGRATIONS, Store, discover_migrations
 ROOT = Path(__file__).resolve().parents[2]
 
 #: Which stage's folder each migration lives in.
-OWNERS = {1: "core", 2: "detect", 3: "detect/incidents", 4: "slo", 5: "diagnose"}
+OWNERS = {1: "core", 2: "detect", 3: "detect/incidents", 4: "slo", 5: "diagnose", 6: "resolve"}
 
 #: Every table the five migrations created when they were one list in ``core/store.py``.
 TABLES = {
@@ -20,10 +20,11 @@ TABLES = {
     "tokens", "bands", "anomalies", "detector_state", "detector_progress", "anomaly_feedback", "alerts",
     "incidents", "incident_timeline", "silences", "maintenance_windows", "notifications", "slos",
     "slo_snapshots", "backlog_items", "backlog_deliveries", "known_errors", "schema_migrations",
+    "problems", "problem_incidents", "problem_events",
 }  # fmt: skip
 INDEXES = {
     "external_alerts_dedup", "anomalies_series_ts", "alerts_incident", "alerts_fingerprint",
-    "incident_timeline_incident", "notifications_status", "slo_snapshots_slo_at",
+    "incident_timeline_incident", "notifications_status", "slo_snapshots_slo_at", "problem_incidents_problem",
 }  # fmt: skip
 DESCRIPTIONS = {
     1: "signals, topology, external alerts, tokens",
@@ -31,6 +32,7 @@ DESCRIPTIONS = {
     3: "incidents: alerts, incidents and their timelines, silences, maintenance windows, notifications",
     4: "SLOs: definitions, evaluated snapshots, backlog items and their deliveries to trackers",
     5: "Known errors: documented workarounds that Diagnose recognises by signature",
+    6: "Problems: recurring incidents grouped under one cause, their members and lifecycle events",
 }
 
 
