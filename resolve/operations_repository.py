@@ -14,7 +14,7 @@ from typing import Any
 from core.store import Store
 from resolve.problems_repository import AUTOMATION_RESTORED_KINDS
 
-__all__ = ["deployments", "incident_facts"]
+__all__ = ["changes_by_id", "deployments", "incident_facts"]
 
 
 def incident_facts(
@@ -79,3 +79,15 @@ def deployments(
         [list(kinds), since, until],
     )
     return [(str(i), str(s), ts, str(team)) for i, s, ts, team in rows]
+
+
+def changes_by_id(store: Store, ids: Sequence[str]) -> list[tuple[str, str, str, datetime, str, str, str]]:
+    """Changes as ``(id, service, kind, ts, version, source, description)``, oldest first."""
+    if not ids:
+        return []
+    rows = store.query(
+        "SELECT id, service, kind, ts, coalesce(version, ''), coalesce(source, ''), coalesce(description, '') "
+        "FROM changes WHERE id IN (SELECT unnest(?::VARCHAR[])) ORDER BY ts, id",
+        [list(ids)],
+    )
+    return [(str(i), str(s), str(k), ts, str(v), str(src), str(d)) for i, s, k, ts, v, src, d in rows]

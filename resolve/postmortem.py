@@ -34,7 +34,7 @@ from core.store import Store
 from detect.incidents import repository as incidents_repo
 from resolve import problems_repository as problems_repo
 from resolve.operations import IncidentFacts, facts_from_rows
-from resolve.operations_repository import incident_facts
+from resolve.operations_repository import changes_by_id, incident_facts
 
 __all__ = [
     "FORMATS",
@@ -299,6 +299,30 @@ def _action_items(
     return items
 
 
+def _timeline(store: Store, incident: Incident, entries: Sequence[TimelineEntry]) -> list[TimelineEntry]:
+    """The incident's timeline, with the changes its correlation or hypotheses name added where
+    the pipeline did not record them, and assignments told by team (people stay in ``actor``)."""
+    named = list(incident.change_ids) + [
+        str(c["id"])
+        for h in incident.hypotheses
+        for c in (h.evidence or {}).get("changes") or []
+        if c.get("id")
+    ]
+    recorded = {str(e.detail.get("change_id")) for e in entries if e.kind == "change"}
+    added = [
+        TimelineEntry(ts, "change", source or "cd", f"{kind} {version} of {service}".replace("  ", " ")
+                      + (f": {description}" if description else ""), {"change_id": cid, "service": service})
+        for cid, service, kind, ts, version, source, description in changes_by_id(store, list(dict.fromkeys(named)))
+        if cid not in recorded
+    ]  # fmt: skip
+    out = [
+        TimelineEntry(e.at, e.kind, e.actor, f"assigned to {e.detail.get('team') or 'a team'}", e.detail)
+        if e.kind == "assigned" else e
+        for e in entries
+    ]  # fmt: skip
+    return sorted([*out, *added], key=lambda e: e.at)  # stable: entries at one time keep their order
+
+
 def build_postmortem(
     store: Store,
     incident_id: str,
@@ -313,7 +337,7 @@ def build_postmortem(
         raise NotFoundError(f"incident {incident_id!r} not found")
     (facts,) = facts_from_rows(incident_facts(store, ids=[incident_id]))
     alerts = incidents_repo.alerts_of(store, incident_id)
-    timeline = incidents_repo.timeline_of(store, incident_id)
+    timeline = _timeline(store, incident, incidents_repo.timeline_of(store, incident_id))
     end = facts.restored_at or now or incident.updated_at or incident.opened_at
     slo_impacts = tuple(impact(incident, facts.impact_start, end)) if impact is not None else ()
     membership = problems_repo.memberships(store, [incident_id])
