@@ -37,6 +37,8 @@ ROUTERS = (
     "known_errors",
     "backlog",
     "slos",
+    "problems",
+    "operations",
 )
 VERSION = "0.1.0"
 

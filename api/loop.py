@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from api.problem_backlog import BacklogFiler
 from core.settings import Settings
 from core.store import Store
 from core.topology import Topology
@@ -29,6 +30,8 @@ from detect.incidents.pipeline import IncidentPipeline, PipelineConfig
 from diagnose.diagnoser import Diagnoser
 from diagnose.runner import DiagnosisRunner
 from ingest.queue import IngestQueue
+from resolve.operations import OperationsGauges
+from resolve.problems import ProblemConfig, ProblemManager
 from slo.engine import PolicyHook, SloEngine, default_policy
 
 __all__ = ["Loop", "assemble"]
@@ -46,6 +49,10 @@ class Loop:
     slos: SloEngine
     queue: IngestQueue | None = None
     notifier: Notifier | None = None
+    # --- Resolve: problems (grouped as incidents change), their backlog filer, /metrics gauges
+    problems: ProblemManager | None = None
+    backlog_filer: BacklogFiler | None = None
+    operations: OperationsGauges | None = None
 
     def start(self) -> None:
         """Run every stage on its worker (the server's wall-clock mode)."""
@@ -56,6 +63,11 @@ class Loop:
         if self.notifier is not None:
             self.notifier.start()
         self.slos.start(self.settings.slo_interval_s)
+        # --- Resolve: problems and operational gauges
+        if self.problems is not None:
+            self.problems.start()
+        if self.operations is not None:
+            self.operations.start()
 
     def stop(self) -> None:
         """Commit what is queued, let each stage finish its round, stop the workers."""
@@ -67,6 +79,11 @@ class Loop:
         if self.notifier is not None:
             self.notifier.stop()
         self.slos.stop()
+        # --- Resolve: problems and operational gauges
+        if self.problems is not None:
+            self.problems.stop()
+        if self.operations is not None:
+            self.operations.stop()
 
 
 def assemble(
@@ -98,6 +115,11 @@ def assemble(
     engine.add_listener(incidents.offer_detection)
     incidents.add_listener(diagnoses.request)
     loop = Loop(store, settings, engine, incidents, diagnoses, slos)
+    # --- Resolve: recurring incidents become problems, filed as backlog items through the trackers
+    loop.backlog_filer = BacklogFiler(store, settings)
+    loop.problems = ProblemManager(store, ProblemConfig.from_settings(settings), filer=loop.backlog_filer)
+    incidents.add_listener(loop.problems.request)
+    loop.operations = OperationsGauges(store)
     if live:
         loop.queue = IngestQueue(
             store,

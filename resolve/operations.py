@@ -5,9 +5,9 @@ is the estate, one service (an incident counts for each of its services) or one 
 incident's team; a deployment's team is its service's topology owner)):
 
 * **impact start** of an incident: its first alert's start, or its opening if earlier.
-* **restored at**: the first of its mitigation and resolution, or earlier the moment its last
-  alert cleared when none still fires; never before the impact start. Open incidents are not
-  restored.
+* **restored at**, for an incident mitigated, resolved or closed: the first of its mitigation,
+  resolution and closing, or earlier the moment its last alert cleared when none still fires;
+  never before the impact start. Open and acknowledged incidents are not restored.
 * **MTTD** (time to detect): mean of opened - impact start.
 * **MTTA** (time to acknowledge): mean of acknowledged - opened, over acknowledged incidents.
 * **MTRS** (time to restore service): mean of restored - impact start, over restored incidents.

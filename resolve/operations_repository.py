@@ -53,8 +53,10 @@ def incident_facts(
               AND t.kind IN (SELECT unnest(?::VARCHAR[])) AND t.actor = 'opsloop')
         SELECT c.id, c.services, coalesce(c.team, ''), least(c.opened_at, s.first_start), c.opened_at,
                c.acknowledged_at,
-               CASE WHEN c.mitigated_at IS NOT NULL OR c.resolved_at IS NOT NULL THEN
-                   least(c.mitigated_at, c.resolved_at, CASE WHEN s.firing = 0 THEN s.last_end END) END,
+               CASE WHEN c.status IN ('mitigated', 'resolved', 'closed') OR c.mitigated_at IS NOT NULL
+                         OR c.resolved_at IS NOT NULL THEN
+                   least(c.mitigated_at, c.resolved_at, c.closed_at,
+                         CASE WHEN s.firing = 0 THEN s.last_end END) END,
                m.incident_id IS NOT NULL,
                c.change_ids,
                CASE WHEN c.hypotheses->>'$[0].kind' = 'change' THEN c.hypotheses->>'$[0].component' END

@@ -309,6 +309,8 @@ class ProblemManager:
         self.filer = filer
         self.clock = clock
         self._pending: dict[str, datetime] = {}
+        # the newest incident update already looked at: updates from now on are grouped
+        self._watermark: datetime = repo.incidents_changed_after(store, None)[1] or datetime.min
         self._lock = threading.Lock()  # one change to problems at a time (worker and routers)
         self._pending_lock = threading.Lock()
         self._worker: Worker | None = None
@@ -339,7 +341,12 @@ class ProblemManager:
                 self._pending[incident_id] = at if prev is None or at > prev else prev
 
     def run_pending(self) -> list[Problem]:
-        """Group every queued incident now; return the problems that changed."""
+        """Group every queued incident, and every incident updated since the last round (the
+        pipeline reports membership changes, not lifecycle steps such as a resolution); return
+        the problems that changed."""
+        updated, latest = repo.incidents_changed_after(self.store, self._watermark)
+        self._watermark = latest or self._watermark
+        self.request(updated)
         with self._pending_lock:
             work = sorted(self._pending.items(), key=lambda kv: (kv[1], kv[0]))
             self._pending.clear()

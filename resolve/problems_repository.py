@@ -27,6 +27,7 @@ __all__ = [
     "automated_restorations",
     "events_of",
     "incident_rows",
+    "incidents_changed_after",
     "list_problems",
     "members_of",
     "memberships",
@@ -267,3 +268,20 @@ def automated_restorations(
         params,
     )
     return {str(i): (at, str(text or "")) for i, at, text in rows}
+
+
+def incidents_changed_after(
+    store: Store, after: datetime | None
+) -> tuple[list[tuple[str, datetime]], datetime | None]:
+    """Incidents updated after ``after`` as ``(id, updated_at)``, and the newest update seen.
+
+    With ``after`` None only the newest update is answered (a watermark to start from).
+    """
+    if after is None:
+        row = store.query("SELECT max(updated_at) FROM incidents")
+        return [], row[0][0] if row else None
+    rows = store.query(
+        "SELECT id, updated_at FROM incidents WHERE updated_at > ? ORDER BY updated_at, id", [after]
+    )
+    found = [(str(i), at) for i, at in rows]
+    return found, max((at for _, at in found), default=after)

@@ -42,6 +42,8 @@ CLI_MODULES: tuple[str, ...] = (
     "simulate",
     "replay",
     "slo",
+    "postmortem",
+    "metrics",
 )
 
 
