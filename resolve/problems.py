@@ -374,6 +374,16 @@ class ProblemManager:
 
     # ------------------------------------------------------------------ grouping
 
+    def regroup(self, since: datetime | None = None) -> list[Problem]:
+        """Place every stored incident (opened at or after ``since``) oldest first, as the
+        worker would have as they came: for a replayed store or one from before problems."""
+        changed: dict[str, Problem] = {}
+        for row in repo.incident_rows(self.store, opened_from=since):
+            found = self.observe(row.id)
+            if found is not None:
+                changed[found.id] = found
+        return sorted(changed.values(), key=lambda p: p.id)
+
     def observe(self, incident_id: str) -> Problem | None:
         """Place one incident (new, changed or resolved) and update its problem; None if in none."""
         with self._lock:

@@ -44,6 +44,7 @@ CLI_MODULES: tuple[str, ...] = (
     "slo",
     "postmortem",
     "metrics",
+    "problems",
 )
 
 

@@ -12,11 +12,12 @@ from typer.testing import CliRunner
 from api.cli import app
 from api.cli import metrics as cli_metrics
 from api.cli import postmortem as cli_postmortem
+from api.cli import problems as cli_problems
 from core.model import Alert, AlertStatus, IncidentStatus
 from core.store import Store
 from tests.api.alerting import incident, seed
 
-for module in (cli_postmortem, cli_metrics):
+for module in (cli_postmortem, cli_metrics, cli_problems):
     module.register(app)
 runner = CliRunner()
 T0 = datetime(2026, 2, 1, 8, 0)
@@ -78,3 +79,26 @@ def test_metrics_operations(db: str) -> None:
         and "3 min" in table.output.replace("3.0 min", "3 min")
     )
     assert runner.invoke(app, [*args[:4], "--since", "soon"]).exit_code == 2
+
+
+def test_regroup_a_store_then_list_its_problems(tmp_path: Path) -> None:
+    path = str(tmp_path / "regroup.duckdb")
+    with Store(path) as store:
+        for k, service in enumerate(["cart", "db", "cart"]):
+            iid = f"RG-{k}"
+            alert = Alert(f"{iid}-a", f"fp-{iid}", "HighErrorRate", AlertStatus.RESOLVED, T0 + timedelta(days=k),
+                          service=service, source="alertmanager", incident_id=iid)  # fmt: skip
+            seed(
+                store,
+                [incident(iid, T0 + timedelta(days=k, minutes=1), service, IncidentStatus.RESOLVED)],
+                [alert],
+            )
+    for _ in range(2):  # grouping again finds the same problem, and no other
+        result = runner.invoke(app, ["problems", "regroup", "--db", path, "--json"])
+        assert result.exit_code == 0, result.output
+        assert [p["incident_ids"] for p in json.loads(result.output)] == [["RG-0", "RG-2"]]
+    listed = runner.invoke(app, ["problems", "list", "--db", path, "--json"])
+    assert [p["id"] for p in json.loads(listed.output)] == ["PRB-1"]
+    assert runner.invoke(app, ["problems", "list", "--db", path, "--state", "bogus"]).exit_code == 2
+    table = runner.invoke(app, ["problems", "list", "--db", path])
+    assert table.exit_code == 0 and "PRB-1" in table.output
