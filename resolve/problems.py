@@ -1,11 +1,15 @@
 """Problems: incidents that keep coming back, grouped under one cause (ITIL problem management).
 
 An incident **recurs** when an earlier incident, opened at most ``problem_window_s`` before
-it, looks like the same failure (:func:`recurs`):
+it, looks like the same failure (:func:`recurs`): their service sets overlap (Jaccard >=
+``problem_similarity``), and
 
-* their service sets overlap (Jaccard >= ``problem_similarity``), and
-* their alert names overlap as much, or their leading hypotheses' log templates do, or their
-  leading hypothesis names the same cause (``<kind>:<service>``).
+* when Diagnose ranked causes for both, their leading hypotheses name the same cause
+  (``<kind>:<service>``): the most specific fact there is, so two incidents with different
+  leading causes are different failures however alike their alerts look;
+* otherwise their alerts overlap as much, each alert counted with its service (``cart/
+  HighErrorRate``: alert rules are shared across services, and callers of a failing service
+  alert alike whatever failed), or their leading hypothesis' log templates do.
 
 ``problem_min_incidents`` such incidents (default 2: the first recurrence) make a **problem**;
 a later incident that recurs with one of its members joins it. An incident belongs to at most
@@ -145,6 +149,8 @@ class IncidentSignature:
     alert_names: frozenset[str] = frozenset()
     templates: frozenset[str] = frozenset()
     leading_cause: str = ""
+    #: ``service/alert name`` of each alert (empty: compare ``alert_names``)
+    alert_keys: frozenset[str] = frozenset()
 
 
 def jaccard(a: Iterable[str], b: Iterable[str]) -> float:
@@ -167,14 +173,17 @@ def recurs(a: IncidentSignature, b: IncidentSignature, similarity: float) -> boo
     >>> two = IncidentSignature("I2", t, frozenset({"cart", "web"}), frozenset({"HighErrorRate"}))
     >>> recurs(one, two, 0.5), recurs(one, replace(two, alert_names=frozenset({"DiskFull"})), 0.5)
     (True, False)
+    >>> recurs(replace(one, leading_cause="change:cart"), replace(two, leading_cause="resource:cart"), 0.5)
+    False
     """
     if jaccard(a.services, b.services) < similarity:
         return False
-    if jaccard(a.alert_names, b.alert_names) >= similarity:
+    if a.leading_cause and b.leading_cause:
+        return a.leading_cause == b.leading_cause
+    alerts = (a.alert_keys, b.alert_keys) if a.alert_keys and b.alert_keys else (a.alert_names, b.alert_names)
+    if jaccard(*alerts) >= similarity:
         return True
-    if a.templates and b.templates and jaccard(a.templates, b.templates) >= similarity:
-        return True
-    return bool(a.leading_cause) and a.leading_cause == b.leading_cause
+    return bool(a.templates and b.templates) and jaccard(a.templates, b.templates) >= similarity
 
 
 def signature_of(row: IncidentRow) -> IncidentSignature:
@@ -188,8 +197,9 @@ def signature_of(row: IncidentRow) -> IncidentSignature:
             str(t["template"]) for t in logs if isinstance(t, Mapping) and t.get("template")
         )
     return IncidentSignature(
-        row.id, row.opened_at, frozenset(row.services), frozenset(row.alert_names), templates, leading
-    )
+        row.id, row.opened_at, frozenset(row.services), frozenset(row.alert_names), templates, leading,
+        frozenset(row.alert_keys),
+    )  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)

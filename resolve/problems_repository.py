@@ -82,6 +82,7 @@ class IncidentRow:
     alert_names: tuple[str, ...]
     hypotheses: list[dict[str, Any]]
     problem_id: str
+    alert_keys: tuple[str, ...] = ()  # ``service/name`` of each alert
 
 
 def table_exists(store: Store, name: str) -> bool:
@@ -219,18 +220,20 @@ def incident_rows(
         params.append(opened_to)
     rows = store.query(
         "WITH chosen AS (SELECT * FROM incidents i WHERE " + " AND ".join(clauses) + "), "
-        "names AS (SELECT a.incident_id, list(DISTINCT a.name ORDER BY a.name) AS names FROM alerts a "
-        "          WHERE a.incident_id IN (SELECT id FROM chosen) GROUP BY a.incident_id) "
+        "names AS (SELECT a.incident_id, list(DISTINCT a.name ORDER BY a.name) AS names, "
+        "                 list(DISTINCT coalesce(a.service, '') || '/' || a.name) AS keys FROM alerts a "
+        "          WHERE a.incident_id IN (SELECT id FROM chosen) AND a.name IS NOT NULL GROUP BY a.incident_id) "
         "SELECT c.id, c.opened_at, c.status, c.resolved_at, c.services, n.names, c.hypotheses, "
-        "       coalesce(p.problem_id, '') "
+        "       coalesce(p.problem_id, ''), n.keys "
         "FROM chosen c LEFT JOIN names n ON n.incident_id = c.id "
         "LEFT JOIN problem_incidents p ON p.incident_id = c.id ORDER BY c.opened_at, c.id",
         params,
     )
     return [
         IncidentRow(str(i), opened, str(status), resolved, tuple(services or ()),
-                    tuple(n for n in (names or ()) if n), json.loads(hyps or "[]"), str(problem))
-        for i, opened, status, resolved, services, names, hyps, problem in rows
+                    tuple(n for n in (names or ()) if n), json.loads(hyps or "[]"), str(problem),
+                    tuple(sorted(keys or ())))
+        for i, opened, status, resolved, services, names, hyps, problem, keys in rows
     ]  # fmt: skip
 
 

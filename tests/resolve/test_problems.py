@@ -126,9 +126,14 @@ def _sig(iid: str, day: float, svc: set[str], alerts: set[str], cause: str = "",
          [("A", "B", "C")]),
         ([_sig("A", 0, {"cart", "web"}, {"E"}), _sig("B", 1, {"cart"}, {"E"}), _sig("C", 2, {"db"}, {"E"})],
          [("A", "B")]),
+        ([_sig("A", 0, {"cart"}, {"E"}, "change:cart"), _sig("B", 1, {"cart"}, {"E"}, "resource:cart")], []),
+        ([_sig("A", 0, {"cart"}, {"E"}, "change:cart"), _sig("B", 1, {"cart"}, {"E"})], [("A", "B")]),
+        ([replace(_sig("A", 0, {"api", "cart"}, {"5xx"}), alert_keys=frozenset({"api/5xx", "cart/5xx"})),
+          replace(_sig("B", 1, {"api", "cart", "db"}, {"5xx"}), alert_keys=frozenset({"api/5xx", "db/5xx"}))], []),
     ],
     ids=["same-service-and-alert", "other-service", "other-alert", "same-leading-cause", "same-log-template",
-         "outside-window", "chain-within-window", "unrelated-third"],
+         "outside-window", "chain-within-window", "unrelated-third", "different-leading-causes",
+         "one-undiagnosed-same-alerts", "same-alert-name-on-other-services"],
 )  # fmt: skip
 def test_grouping(sigs: list[IncidentSignature], expected: list[tuple[str, ...]]) -> None:
     assert group_incidents(sigs, ProblemConfig(window_s=14 * 86400.0)) == expected
