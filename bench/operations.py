@@ -11,7 +11,9 @@ reads ``resolve.operations``' report, then scores:
   ``deploy_window_s`` by an incident touching its service) are both compared with the true
   rate, and the linked failed set is scored for precision and recall.
 * **problem grouping**: two incidents *truly recur* when the faults they match share root
-  cause and kind; pairwise precision and recall of "same problem" against that.
+  cause and kind (``grouping_*``), or, more loosely, root cause alone (``grouping_*_root``:
+  the same component failing again, whatever the mechanism); pairwise precision and recall of
+  "same problem" against each, over the incidents that match a fault.
 * **MTTD**: the report's (impact start = first alert) next to the true one (fault start to
   opening, for incidents opened after their fault began).
 
@@ -83,15 +85,18 @@ def run_seed(seed: int, days: float, faults: int, services: int, workdir: Path) 
         fault = _fault_of(truth["faults"], tuple(touched or ()), pairs, tolerance)
         matched.append((iid, opened, tuple(touched or ()), problem, fault))
     # grouping: pairs of incidents that match a fault
-    same_truth = same_pred = both = 0
+    same_truth = same_pred = both = same_root = both_root = 0
     diagnosed = [(m[3], m[4]) for m in matched if m[4] is not None]
     for (p1, f1), (p2, f2) in combinations(diagnosed, 2):
         assert f1 is not None and f2 is not None
         t = (f1["root_cause"], f1["kind"]) == (f2["root_cause"], f2["kind"])
         p = bool(p1) and p1 == p2
+        root = f1["root_cause"] == f2["root_cause"]
         same_truth += t
         same_pred += p
         both += t and p
+        same_root += root
+        both_root += root and p
     bad = {f["change_id"] for f in truth["faults"] if f["kind"] in BAD_CHANGE_FAULTS and f.get("change_id")}
     ids = {str(d[0]) for d in deploys}
     window = timedelta(seconds=settings.deploy_window_s)
@@ -123,6 +128,8 @@ def run_seed(seed: int, days: float, faults: int, services: int, workdir: Path) 
         "pairs_true": same_truth,
         "pairs_grouped": same_pred,
         "pairs_both": both,
+        "pairs_true_root": same_root,
+        "pairs_both_root": both_root,
         "mttd_s": e.mttd_s,
         "mttd_true_s": fmean(true_ttd) if true_ttd else None,
         "mtrs_s": e.mtrs_s,
@@ -149,7 +156,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         rows = [run_seed(s, args.days, args.faults, args.services, Path(tmp)) for s in _seeds(args.seeds)]
     total = {k: sum(r[k] for r in rows) for k in ("deployments", "bad_deployments", "linked_tp", "linked_fp",
-                                                    "naive_fp", "pairs_true", "pairs_grouped", "pairs_both")}  # fmt: skip
+                                                    "naive_fp", "pairs_true", "pairs_grouped", "pairs_both",
+                                                    "pairs_true_root", "pairs_both_root")}  # fmt: skip
     naive_failed = sum(round((r["cfr_naive"] or 0) * r["deployments"]) for r in rows)
     summary = {
         "seeds": args.seeds,
@@ -161,6 +169,8 @@ def main() -> None:
         "linked_recall": total["linked_tp"] / total["bad_deployments"] if total["bad_deployments"] else None,
         "grouping_precision": total["pairs_both"] / total["pairs_grouped"] if total["pairs_grouped"] else None,
         "grouping_recall": total["pairs_both"] / total["pairs_true"] if total["pairs_true"] else None,
+        "grouping_precision_root": total["pairs_both_root"] / total["pairs_grouped"] if total["pairs_grouped"] else None,
+        "grouping_recall_root": total["pairs_both_root"] / total["pairs_true_root"] if total["pairs_true_root"] else None,
         **total,
     }  # fmt: skip
     if args.json:

@@ -340,7 +340,9 @@ def build_postmortem(
     timeline = _timeline(store, incident, incidents_repo.timeline_of(store, incident_id))
     end = facts.restored_at or now or incident.updated_at or incident.opened_at
     slo_impacts = tuple(impact(incident, facts.impact_start, end)) if impact is not None else ()
-    membership = problems_repo.memberships(store, [incident_id])
+    # a file opened read-only may predate the problem tables
+    has_problems = problems_repo.table_exists(store, "problem_incidents")
+    membership = problems_repo.memberships(store, [incident_id]) if has_problems else {}
     problem_id = membership.get(incident_id, "")
     members = tuple(problems_repo.members_of(store, problem_id)) if problem_id else ()
     first = min(alerts, key=lambda a: (a.starts_at, a.id), default=None)
