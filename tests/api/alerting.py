@@ -7,13 +7,16 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 
 from core.model import Alert, Incident, IncidentStatus, TimelineEntry
 from core.store import Store
 from detect.incidents import repository as repo
+
+if TYPE_CHECKING:
+    from tests.conftest import LiveServer
 
 T = TypeVar("T")
 
@@ -101,3 +104,16 @@ def wait_for(probe: Callable[[], T | None], timeout: float = 15.0) -> T:
 def alerts_of_service(c: httpx.Client, service: str) -> list[dict[str, Any]] | None:
     found = [a for a in c.get("/api/v1/alerts", params={"limit": 10_000}).json() if a["service"] == service]
     return found or None
+
+
+def assert_needs_scope(
+    server: LiveServer, method: str, path: str, body: dict[str, Any] | None, scope: str
+) -> None:
+    """``401`` without a token and ``403`` naming ``scope`` with a token that lacks it."""
+    other = "write" if scope == "read" else "read"
+    lacking = server.store.create_token([other, "ingest"], "lacking")
+    with httpx.Client(base_url=server.url) as anon:
+        assert anon.request(method, path, json=body).status_code == 401
+    with server.client(lacking) as c:
+        denied = c.request(method, path, json=body)
+    assert denied.status_code == 403 and scope in denied.json()["error"]

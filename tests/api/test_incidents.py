@@ -7,7 +7,6 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -16,7 +15,7 @@ from api.common import decode_cursor, encode_cursor, parse_statuses
 from core.errors import SchemaError
 from core.model import Alert, AlertStatus, Incident, IncidentStatus, TimelineEntry
 from core.settings import Settings
-from tests.api.alerting import am_webhook, incident, post_webhook, seed, utcnow, wait_for
+from tests.api.alerting import am_webhook, assert_needs_scope, incident, post_webhook, seed, utcnow, wait_for
 from tests.conftest import LiveServer, free_port, serving
 
 T0 = datetime(2026, 3, 1, 12, 0, 0)
@@ -286,13 +285,7 @@ ENDPOINTS = [
 def test_every_endpoint_needs_its_scope(
     server: LiveServer, method: str, path: str, body: dict[str, Any] | None, scope: str
 ) -> None:
-    other = "write" if scope == "read" else "read"
-    lacking = server.store.create_token([other, "ingest"], "lacking")
-    with httpx.Client(base_url=server.url) as anon:
-        assert anon.request(method, path, json=body).status_code == 401
-    with server.client(lacking) as c:
-        denied = c.request(method, path, json=body)
-    assert denied.status_code == 403 and scope in denied.json()["error"]
+    assert_needs_scope(server, method, path, body, scope)
 
 
 # ------------------------------------------------------------------ alerts from Alertmanager

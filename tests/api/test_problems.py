@@ -12,7 +12,7 @@ import pytest
 
 from core.model import Alert, AlertStatus, IncidentStatus, TimelineEntry
 from core.settings import Settings
-from tests.api.alerting import incident, seed, utcnow, wait_for
+from tests.api.alerting import assert_needs_scope, incident, seed, utcnow, wait_for
 from tests.conftest import LiveServer, free_port, serving
 
 
@@ -170,10 +170,4 @@ ENDPOINTS = [
 def test_every_endpoint_needs_its_scope(
     server: LiveServer, method: str, path: str, body: dict[str, Any] | None, scope: str
 ) -> None:
-    other = "write" if scope == "read" else "read"
-    lacking = server.store.create_token([other, "ingest"], "lacking")
-    with httpx.Client(base_url=server.url) as anon:
-        assert anon.request(method, path, json=body).status_code == 401
-    with server.client(lacking) as c:
-        denied = c.request(method, path, json=body)
-    assert denied.status_code == 403 and scope in denied.json()["error"]
+    assert_needs_scope(server, method, path, body, scope)
