@@ -36,6 +36,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import statistics
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -50,7 +51,7 @@ import yaml
 if TYPE_CHECKING:
     from api.replay import ReplayResult
 
-from bench.rca_nezha import day_folders, fault_kind, pod_service, system_of
+from bench.rca_nezha import day_folders, fault_entries, fault_kind, pod_service, system_of, wall_time
 
 __all__ = [
     "DETECT_WITHIN",
@@ -134,17 +135,13 @@ class NezhaScenario:
     faults: tuple[LiveFault, ...]
 
 
-def _wall(text: str) -> datetime:
-    return datetime.strptime(text[:19], "%Y-%m-%d %H:%M:%S")
-
-
 def read_faults(folder: Path) -> list[LiveFault]:
     """The day's faults from ``*fault_list.json``, by ``inject_time`` (``inject_timestamp`` is not read)."""
     faults = [
-        LiveFault(_wall(e["inject_time"]), pod_service(e["inject_pod"]), e["inject_pod"], e["inject_type"])
-        for path in sorted(folder.glob("*fault_list.json"))
-        for entries in json.loads(path.read_text()).values()
-        for e in entries
+        LiveFault(
+            wall_time(e["inject_time"]), pod_service(e["inject_pod"]), e["inject_pod"], e["inject_type"]
+        )
+        for e in fault_entries(folder)
     ]
     return sorted(faults, key=lambda f: f.inject)
 
@@ -270,11 +267,7 @@ class SystemScore:
 
 
 def _median(values: Sequence[float]) -> float | None:
-    if not values:
-        return None
-    s = sorted(values)
-    mid = len(s) // 2
-    return s[mid] if len(s) % 2 else (s[mid - 1] + s[mid]) / 2
+    return statistics.median(values) if values else None
 
 
 def score_faults(

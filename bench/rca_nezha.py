@@ -115,13 +115,28 @@ def system_of(pods: Sequence[str]) -> str:
     return "TrainTicket" if pods and all(p.startswith("ts-") for p in pods) else "OnlineBoutique"
 
 
+def fault_entries(folder: Path) -> list[dict[str, str]]:
+    """Every ``{inject_time, inject_pod, inject_type, ...}`` entry of a day's ``*fault_list.json`` files."""
+    return [
+        e
+        for path in sorted(folder.glob("*fault_list.json"))
+        for entries in json.loads(path.read_text()).values()
+        for e in entries
+    ]
+
+
+def wall_time(text: str) -> datetime:
+    """The naive wall-clock time of the first 19 characters of a Nezha time string."""
+    return datetime.strptime(text[:19], "%Y-%m-%d %H:%M:%S")
+
+
 def wall_clock(text: str) -> float:
     """Seconds for the first 19 characters of a Nezha time (``YYYY-MM-DD HH:MM:SS``), read as UTC.
 
     >>> wall_clock("2022-08-22 03:51:19.640328427 +0000 UTC m=+0.14") - wall_clock("2022-08-22 03:50:19")
     60.0
     """
-    return datetime.strptime(text[:19], "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC).timestamp()
+    return wall_time(text).replace(tzinfo=UTC).timestamp()
 
 
 def fault_kind(inject_type: str) -> str:
@@ -191,13 +206,10 @@ def load_day(folder: Path, step_s: float = 60.0) -> Day:
     if dep.is_file():
         graph = pl.read_csv(dep, infer_schema_length=0)
         edges = tuple(zip(graph["Source"].to_list(), graph["Target"].to_list(), strict=True))
-    faults: list[Fault] = []
-    for fault_list in sorted(folder.glob("*fault_list.json")):
-        for entries in json.loads(fault_list.read_text()).values():
-            for e in entries:
-                faults.append(
-                    Fault(wall_clock(e["inject_time"]), pod_service(e["inject_pod"]), e["inject_type"])
-                )
+    faults = [
+        Fault(wall_clock(e["inject_time"]), pod_service(e["inject_pod"]), e["inject_type"])
+        for e in fault_entries(folder)
+    ]
     values = np.vstack(rows) if rows else np.zeros((0, n_points))
     faults.sort(key=lambda f: f.alarm_ts)
     return Day(folder.name, system_of(names), ts, values, tuple(series), edges, tuple(faults))
