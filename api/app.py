@@ -30,6 +30,7 @@ ROUTERS = (
     "cloudevents",
     "topology",
     "otlp",
+    "zipkin",
     "tokens",
     "anomalies",
     "incidents",

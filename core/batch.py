@@ -40,6 +40,25 @@ LOGS_SCHEMA = pa.schema(
         ("span_id", pa.string()),
     ]
 )
+#: One row per span (OTLP or Zipkin): times in microseconds, ids as lowercase hex.
+SPANS_SCHEMA = pa.schema(
+    [
+        ("trace_id", pa.string()),
+        ("span_id", pa.string()),
+        ("parent_span_id", pa.string()),
+        ("service", pa.string()),
+        ("operation", pa.string()),
+        ("kind", pa.string()),
+        ("start_ts", pa.timestamp("us")),
+        ("duration_us", pa.int64()),
+        ("status", pa.string()),
+        ("status_message", pa.string()),
+        ("attributes", pa.string()),
+        ("resource", pa.string()),
+        ("scope", pa.string()),
+        ("peer_service", pa.string()),
+    ]
+)
 
 EVENTS_SCHEMA = pa.schema(
     [
@@ -126,6 +145,7 @@ class WriteBatch:
     series: pa.Table | None = None
     points: pa.Table | None = None
     logs: pa.Table | None = None
+    spans: pa.Table | None = None
     events: Sequence[Event] = ()
     changes: Sequence[Change] = ()
     alerts: Sequence[AlertCommand] = ()
@@ -139,9 +159,9 @@ class WriteBatch:
 
     @property
     def rows(self) -> int:
-        """Rows this batch writes (points + logs + events + changes + alerts + detection output)."""
+        """Rows this batch writes (points + logs + spans + events + changes + alerts + detection output)."""
         n = len(self.events) + len(self.changes) + len(self.alerts)
-        for table in (self.points, self.logs, self.bands, self.anomalies):
+        for table in (self.points, self.logs, self.spans, self.bands, self.anomalies):
             if table is not None:
                 n += table.num_rows
         if self.topology is not None:

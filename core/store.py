@@ -280,6 +280,7 @@ class Store:
             )
             self._append(con, "points", [b.points for b in live if b.points is not None])
             self._append(con, "logs", [b.logs for b in live if b.logs is not None])
+            self._append(con, "spans", [b.spans for b in live if b.spans is not None])
             self._append(con, "bands", [b.bands for b in live if b.bands is not None])
             anomalies = [b.anomalies for b in live if b.anomalies is not None and b.anomalies.num_rows]
             if anomalies:

@@ -1,4 +1,4 @@
-"""``POST /v1/metrics`` and ``POST /v1/logs``: OTLP/HTTP receiver (JSON and protobuf).
+"""``POST /v1/metrics``, ``/v1/logs`` and ``/v1/traces``: OTLP/HTTP receiver (JSON and protobuf).
 
 Answers follow the OTLP/HTTP spec: the response has the request's Content-Type; success
 is 200 with an empty ``Export*ServiceResponse``; a failure carries a ``google.rpc.Status``
@@ -21,6 +21,7 @@ from api.ingesting import commit, count_ok, mark_format, read_body
 from core.batch import WriteBatch
 from core.errors import OpsloopError
 from ingest.otlp import FORMAT, JSON, PROTOBUF, decode_logs, decode_metrics, response_body
+from ingest.traces import decode_traces, traces_response
 
 router = APIRouter(tags=["ingest"])
 
@@ -73,7 +74,8 @@ async def _export(request: Request, signal: str, decode: Callable[[bytes, str], 
     except OpsloopError as exc:
         return status_response(exc, answer_type)
     count_ok(FORMAT, 200)
-    return Response(response_body(signal, answer_type), status_code=200, media_type=answer_type)
+    answer = traces_response(answer_type) if signal == "traces" else response_body(signal, answer_type)
+    return Response(answer, status_code=200, media_type=answer_type)
 
 
 @router.post("/v1/metrics", dependencies=[Depends(require("ingest"))])
@@ -87,3 +89,9 @@ async def otlp_metrics(request: Request) -> Response:
 async def otlp_logs(request: Request) -> Response:
     """Take one ``ExportLogsServiceRequest``; 200 once committed."""
     return await _export(request, "logs", decode_logs)
+
+
+@router.post("/v1/traces", dependencies=[Depends(require("ingest"))])
+async def otlp_traces(request: Request) -> Response:
+    """Take one ``ExportTraceServiceRequest``; 200 once its spans are committed."""
+    return await _export(request, "traces", decode_traces)
