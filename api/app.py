@@ -40,6 +40,8 @@ ROUTERS = (
     "slos",
     "problems",
     "operations",
+    "sql",
+    "bootstrap",
 )
 VERSION = "0.1.0"
 

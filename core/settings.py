@@ -114,3 +114,9 @@ class Settings(BaseSettings):
     problem_min_incidents: int = Field(
         default=2, ge=2, description="matching incidents that make a problem (2: the first recurrence)"
     )
+    # one writer, many readers (issue 16): analysts' SQL limits (api/routers/sql.py) and Parquet snapshots (core.snapshot)
+    sql_max_rows: int = Field(default=1_000_000, ge=1, description="most rows one POST /api/v1/sql answers")
+    sql_timeout_s: float = Field(default=30.0, gt=0.0, description="a SQL query is interrupted after this")
+    snapshot_dir: Path | None = Field(default=None, description="export the main tables to Parquet here")
+    snapshot_interval_s: float = Field(default=300.0, gt=0.0, description="seconds between Parquet snapshots")
+    snapshot_keep: int = Field(default=3, ge=1, description="snapshots kept (older ones are deleted)")
