@@ -45,6 +45,7 @@ CLI_MODULES: tuple[str, ...] = (
     "postmortem",
     "metrics",
     "problems",
+    "audit",
 )
 
 

@@ -12,7 +12,7 @@ from core.store import MIGRATION_STAGES, MIGRATIONS, Store, discover_migrations
 ROOT = Path(__file__).resolve().parents[2]
 
 #: Which stage's folder each migration lives in.
-OWNERS = {1: "core", 2: "detect", 3: "detect/incidents", 4: "slo", 5: "diagnose", 6: "resolve", 7: "core"}
+OWNERS = {1: "core", 2: "detect", 3: "detect/incidents", 4: "slo", 5: "diagnose", 6: "resolve", 7: "core", 8: "resolve"}  # fmt: skip
 
 #: Every table the five migrations created when they were one list in ``core/store.py``.
 TABLES = {
@@ -20,7 +20,7 @@ TABLES = {
     "tokens", "bands", "anomalies", "detector_state", "detector_progress", "anomaly_feedback", "alerts",
     "incidents", "incident_timeline", "silences", "maintenance_windows", "notifications", "slos",
     "slo_snapshots", "backlog_items", "backlog_deliveries", "known_errors", "schema_migrations",
-    "problems", "problem_incidents", "problem_events", "spans",
+    "problems", "problem_incidents", "problem_events", "spans", "audit_log", "audit_head",
 }  # fmt: skip
 INDEXES = {
     "external_alerts_dedup", "anomalies_series_ts", "alerts_incident", "alerts_fingerprint",
@@ -34,6 +34,7 @@ DESCRIPTIONS = {
     5: "Known errors: documented workarounds that Diagnose recognises by signature",
     6: "Problems: recurring incidents grouped under one cause, their members and lifecycle events",
     7: "spans (OTLP traces, Zipkin v2)",
+    8: "audit log: hash-chained, append-only record of Resolve's plans, approvals, actions and verdicts",
 }
 
 
