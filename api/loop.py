@@ -24,12 +24,14 @@ from api.problem_backlog import BacklogFiler
 from core.settings import Settings
 from core.store import Store
 from core.topology import Topology
+from core.worker import Worker
 from detect.engine import DetectionEngine
 from detect.incidents.notify import Notifier
 from detect.incidents.pipeline import IncidentPipeline, PipelineConfig
 from diagnose.diagnoser import Diagnoser
 from diagnose.runner import DiagnosisRunner
 from ingest.queue import IngestQueue
+from ingest.span_metrics import SpanDeriver
 from resolve.operations import OperationsGauges
 from resolve.problems import ProblemConfig, ProblemManager
 from slo.engine import PolicyHook, SloEngine, default_policy
@@ -53,6 +55,9 @@ class Loop:
     problems: ProblemManager | None = None
     backlog_filer: BacklogFiler | None = None
     operations: OperationsGauges | None = None
+    # --- Traces: span-derived series and the learned call graph
+    spans: SpanDeriver | None = None
+    span_worker: Worker | None = None
 
     def start(self) -> None:
         """Run every stage on its worker (the server's wall-clock mode)."""
@@ -68,9 +73,14 @@ class Loop:
             self.problems.start()
         if self.operations is not None:
             self.operations.start()
+        # --- Traces
+        if self.span_worker is not None:
+            self.span_worker.start()
 
     def stop(self) -> None:
         """Commit what is queued, let each stage finish its round, stop the workers."""
+        if self.span_worker is not None:  # before the queue closes: it submits through it
+            self.span_worker.stop()
         if self.queue is not None:
             self.queue.close()
         self.engine.stop()
@@ -131,4 +141,16 @@ def assemble(
         loop.queue.add_listener(engine.offer)
         loop.queue.add_batch_listener(incidents.offer_batch)
         loop.notifier = Notifier(store, max_attempts=settings.notify_retry_max)
+    # --- Traces: closed minutes of spans become series (through the queue when live, so
+    # detection sees them as any ingest); new call edges refresh the incident stage's topology
+    queue = loop.queue
+    submit = (lambda batch: queue.submit_nowait(batch).result()) if queue is not None else store.write
+    loop.spans = SpanDeriver(store, submit, grace_s=settings.span_metrics_grace_s)
+    if topology is None:
+        loop.spans.add_listener(incidents.refresh_topology)
+    if queue is not None:
+        worker = loop.span_worker = Worker(
+            "span-metrics", loop.spans.step, poll_s=settings.span_metrics_poll_s
+        )
+        queue.add_batch_listener(lambda batch: worker.wake() if batch.spans is not None else None)
     return loop

@@ -99,6 +99,8 @@ def replay(
                     points += batch.points.num_rows if batch.points is not None else 0
                     rows += batch.rows
                 pending.clear()
+            if loop.spans is not None:  # span-derived series join the points before detection
+                loop.spans.run_pending()
             engine.catch_up()
             if slos.specs and first is not None:
                 # every multiple of slo_step after the last evaluation (or the first data), up to

@@ -47,7 +47,24 @@ class Settings(BaseSettings):
         " settle after tens of points and slower views (seasonal profiles) join only once they have"
         " their own days of coverage, so 30 points (30 min at 60 s) lets a new install alert in its first hour",
     )
+    # cold start (issue 14): how long a series counts as young
+    detect_young_s: float = Field(
+        default=86400.0,
+        ge=0.0,
+        description="seconds of its own history during which a series is young: before a seasonal view"
+        " vouches for its band, only a relative deviation makes its alerts significant, and its alerts"
+        " open an incident together with another alert, not alone",
+    )
     detect_snapshot_interval_s: float = Field(default=60.0, description="seconds between state snapshots")
+    # traces (issue 18): span-derived series (ingest.span_metrics) and how long spans are kept
+    span_metrics_grace_s: float = Field(
+        default=60.0,
+        ge=0.0,
+        description="a minute of spans is derived once the newest span is this much later",
+    )
+    span_metrics_poll_s: float = Field(
+        default=10.0, gt=0.0, description="seconds between span derivation rounds"
+    )
     detect_max_backlog_rows: int = Field(
         default=2_000_000, description="points held for detection before it re-reads them from the store"
     )
@@ -120,3 +137,18 @@ class Settings(BaseSettings):
     snapshot_dir: Path | None = Field(default=None, description="export the main tables to Parquet here")
     snapshot_interval_s: float = Field(default=300.0, gt=0.0, description="seconds between Parquet snapshots")
     snapshot_keep: int = Field(default=3, ge=1, description="snapshots kept (older ones are deleted)")
+    # ChatOps and the live stream (api.chat, api.routers.chat, api.routers.stream)
+    chat_users: Path = Field(
+        default=Path("./chat-users.yaml"),
+        description="YAML map of chat users to roles ('opsloop chat users add'); a missing file means read-only chat",
+    )
+    slack_signing_secret: SecretStr = Field(
+        default=SecretStr(""), description="Slack app signing secret ('' = Slack off)"
+    )
+    slack_bot_token: SecretStr = Field(
+        default=SecretStr(""), description="Slack bot token for answers to mentions"
+    )
+    slack_api_url: str = Field(default="https://slack.com/api/", description="Slack Web API base URL")
+    mattermost_token: SecretStr = Field(
+        default=SecretStr(""), description="Mattermost slash command token ('' = off)"
+    )

@@ -152,8 +152,21 @@ def decode_topology(body: bytes, content_type: str = "") -> WriteBatch:
     return WriteBatch(source=FORMAT, topology=items)
 
 
-def current_topology(store: Store) -> list[ConfigurationItem]:
-    """Return the stored topology, services sorted by name."""
+def current_topology(store: Store, *, learned: bool = True) -> list[ConfigurationItem]:
+    """Return the stored topology, services sorted by name.
+
+    With ``learned`` (the default), services the declared topology does not list come from
+    the call graph learned from spans (``attributes.learned``); a declared service wins.
+    """
+    declared = _declared_topology(store)
+    if not learned:
+        return declared
+    from ingest.span_metrics import learned_topology, merge_topology
+
+    return merge_topology(declared, learned_topology(store))
+
+
+def _declared_topology(store: Store) -> list[ConfigurationItem]:
     rows = store.query(
         "SELECT service, tier, owner, depends_on, consumer_facing, attributes FROM topology ORDER BY service"
     )

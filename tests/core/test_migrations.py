@@ -20,7 +20,7 @@ TABLES = {
     "tokens", "bands", "anomalies", "detector_state", "detector_progress", "anomaly_feedback", "alerts",
     "incidents", "incident_timeline", "silences", "maintenance_windows", "notifications", "slos",
     "slo_snapshots", "backlog_items", "backlog_deliveries", "known_errors", "schema_migrations",
-    "problems", "problem_incidents", "problem_events", "spans", "audit_log", "audit_head",
+    "problems", "problem_incidents", "problem_events", "spans", "audit_log", "audit_head", "learned_edges",
 }  # fmt: skip
 INDEXES = {
     "external_alerts_dedup", "anomalies_series_ts", "alerts_incident", "alerts_fingerprint",
