@@ -55,6 +55,10 @@ log = logging.getLogger(__name__)
 
 _SNAPSHOT_VERSION = 1
 
+#: How much stored history rebuilds a detector whose snapshot no longer fits: a week (the
+#: seasonal view's weekly profile) and a day, so every view is warm again after an upgrade.
+REBUILD_HISTORY_S = 8 * 86400.0
+
 
 def default_factory() -> Callable[[], Detector]:
     """opsloop's default detector factory (imported late: the detect package grows)."""
@@ -508,16 +512,26 @@ class DetectionEngine:
         self._last_snapshot = time.monotonic()
 
     def _load(self) -> None:
-        """Resume from the newest snapshot, then re-apply feedback thresholds."""
+        """Resume from the newest snapshot, then re-apply feedback thresholds.
+
+        A snapshot that no longer fits (the detector's configuration changed in an upgrade,
+        or its blob cannot be read back) is not a reason to go cold: the state is rebuilt by
+        replaying recent stored points silently (their output is already stored), so series
+        that were warm stay warm.
+        """
         progress = self.store.detector_progress(self.name)
         snap = self.store.latest_detector_state(self.name)
+        since: datetime | None = None
         if snap is not None:
-            state = pickle.loads(snap.state)  # our own blob, written by snapshot()
-            if state.get("version") != _SNAPSHOT_VERSION or state["detector_config"] != repr(self._factory()):
+            state = self._read_snapshot(snap.state)
+            if state is None:
+                self.watermark = 0
+                since = repository.rebuild_since(self.store, REBUILD_HISTORY_S)
                 log.warning(
-                    "detector configuration changed since the snapshot: starting fresh at row %d", progress
+                    "detector snapshot unusable (configuration changed?): rebuilding state from "
+                    "points since %s",
+                    since,
                 )
-                self.watermark = max(progress, snap.watermark)
             else:
                 self.detector = state["detector"]
                 self.slots = state["slots"]
@@ -527,9 +541,20 @@ class DetectionEngine:
                 self.filter.assign(np.arange(n, dtype=np.int64), labels or [{}] * n)
                 self.watermark = snap.watermark
         self._replay_until = progress
-        if progress > self.watermark:
-            self.catch_up(until=progress)  # silent: output already stored, only rebuild the state
+        if progress > self.watermark:  # silent: output already stored, only rebuild the state
+            self.catch_up(until=progress, since=since)
         ids, thresholds = repository.latest_thresholds(self.store)
         if len(ids):
             with self._lock:
                 self.filter.set_threshold(self._slots_for(ids), thresholds)
+
+    def _read_snapshot(self, blob: bytes) -> dict[str, Any] | None:
+        """The snapshot's state if it was taken with this detector configuration, else None."""
+        try:
+            state: dict[str, Any] = pickle.loads(blob)  # our own blob, written by snapshot()
+        except Exception:  # a class renamed or moved since: as unusable as a changed config
+            log.exception("cannot read the detector snapshot")
+            return None
+        if state.get("version") != _SNAPSHOT_VERSION or state.get("detector_config") != repr(self._factory()):
+            return None
+        return state

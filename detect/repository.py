@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -28,6 +28,8 @@ __all__ = [
     "latest_thresholds",
     "list_anomalies",
     "read_points",
+    "rebuild_since",
+    "series_history",
     "series_labels",
 ]
 
@@ -61,6 +63,13 @@ def read_points(store: Store, start: int, end: int, since: datetime | None = Non
     )
 
 
+def rebuild_since(store: Store, history_s: float) -> datetime | None:
+    """The time ``history_s`` before the newest stored point (None: no points)."""
+    rows = store.query("SELECT max(ts) FROM points")
+    newest = rows[0][0] if rows else None
+    return newest - timedelta(seconds=history_s) if newest is not None else None
+
+
 def series_labels(store: Store, ids: NDArray[np.uint64]) -> list[dict[str, str]]:
     """Labels of each series in ``ids`` (``__name__`` and ``service`` included), in that order."""
     if not len(ids):
@@ -77,6 +86,23 @@ def series_labels(store: Store, ids: NDArray[np.uint64]) -> list[dict[str, str]]
             lab["service"] = service
         found[int(sid)] = lab
     return [found.get(int(i), {}) for i in ids]
+
+
+def series_history(store: Store) -> tuple[NDArray[np.uint64], NDArray[np.int64], NDArray[np.int64]]:
+    """Each scored series' history so far: (ids, points scored, first scored ts in µs).
+
+    Read from the bands the engine committed (one row per scored point), so a process that
+    restarts, or starts after ``opsloop backfill``, knows which series are already warm
+    without having watched them itself.
+    """
+    table = store.arrow(
+        "SELECT series_id, count(*) AS n, epoch_us(min(ts)) AS first_us FROM bands GROUP BY series_id"
+    )
+    return (
+        table.column("series_id").to_numpy().astype(np.uint64),
+        table.column("n").to_numpy().astype(np.int64),
+        table.column("first_us").to_numpy().astype(np.int64),
+    )
 
 
 def _anomaly(row: tuple[Any, ...]) -> Anomaly:

@@ -63,7 +63,7 @@ from detect.incidents.alerts import AlertTransitions, AnomalyAlerter
 from detect.incidents.notify import FORMATS
 from detect.incidents.state import ACTIVE, Group, PipelineConfig, State
 from detect.incidents.suppress import window_from_event
-from detect.repository import series_labels
+from detect.repository import series_history, series_labels
 
 __all__ = [
     "CDEVENTS_INCIDENT",
@@ -609,6 +609,14 @@ class IncidentPipeline:
                 st.by_service.setdefault(service, set()).add(g.id)
             if not g.firing_ids:
                 g.quiet_since = g.last_at
+        # warm-up counts a series' own history, not this process's: after a restart or a
+        # backfill, series the engine already scored must not warm up again
+        known, scored, first_us = series_history(self.store)
+        if len(known):
+            slots = self.alerter.slots.slots(known)
+            self.alerter._grow(len(self.alerter.slots))
+            self.alerter.seen[slots] = scored
+            self.alerter.first[slots] = first_us
         if firing_series:
             ids = np.array(firing_series, dtype=np.uint64)
             slots = self.alerter.slots.slots(ids)
