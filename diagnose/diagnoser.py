@@ -15,7 +15,11 @@ call (a silent database is still a suspect), and combines five kinds of evidence
 * **onset order** (0.10): the service whose alerts or metrics deviated first;
 * **similar past incidents and known errors** (0.05): resolved incidents with the same services
   and alert names whose top cause was this service, with how they were resolved; a known error
-  whose signature appears in the service's evidence (:mod:`diagnose.known_errors`).
+  whose signature appears in the service's evidence (:mod:`diagnose.known_errors`);
+* **traces** (0.45, as much as metrics, when the estate sends spans): the operations whose own
+  span time (not their callees') or error share deviate from the day before the alarm
+  (:mod:`diagnose.traces`), with example trace ids. Span-derived series
+  (``span_server_duration_seconds``...) also reach the metric ranker as ordinary series.
 
 The weights are fixed, chosen before scoring, and documented here; nothing reads labels.
 Each hypothesis gets a kind (change, resource, dependency, code, external) from its strongest
@@ -53,6 +57,7 @@ from diagnose.known_errors import list_known_errors, matching
 from diagnose.rank import MetricScore, RankConfig, ServiceScore, rank_services
 from diagnose.recommend import course_of_action, recommend
 from diagnose.templates import TemplateMiner, surging_templates
+from diagnose.traces import TraceConfig, score_traces
 
 __all__ = ["DiagnoseConfig", "Diagnoser", "Diagnosis"]
 
@@ -81,6 +86,8 @@ class DiagnoseConfig:
     similar_min: float = 0.5
     weights: tuple[float, float, float, float, float] = (0.45, 0.25, 0.15, 0.10, 0.05)
     rank: RankConfig = field(default_factory=RankConfig)
+    trace_weight: float = 0.45
+    traces: TraceConfig = field(default_factory=TraceConfig)
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +117,10 @@ class _Suspect:
     logs: float = 0.0
     onset: float = 0.0
     similar: float = 0.0
+    trace: float = 0.0
+    trace_weight: float = 0.0
     scored: ServiceScore | None = None
+    operations: list[dict[str, Any]] = field(default_factory=list)
     changes: list[dict[str, Any]] = field(default_factory=list)
     templates: list[dict[str, Any]] = field(default_factory=list)
     mentions: list[dict[str, Any]] = field(default_factory=list)
@@ -125,6 +135,7 @@ class _Suspect:
             + w[2] * self.logs
             + w[3] * self.onset
             + w[4] * self.similar
+            + self.trace_weight * self.trace
         )
 
 
@@ -197,7 +208,7 @@ class Diagnoser:
             if matrix.series and matrix.ts.size
             else []
         )
-        suspects = {s: _Suspect(s) for s in candidates}
+        suspects = {s: _Suspect(s, trace_weight=cfg.trace_weight) for s in candidates}
         top_metric = max((r.score for r in ranked), default=0.0)
         for r in ranked:
             sus = suspects.get(r.service)
@@ -212,6 +223,9 @@ class Diagnoser:
         log_end = min(as_of, alarm + timedelta(seconds=cfg.log_window_s))
         log_lines = self._score_logs(suspects, candidates, start, alarm, log_end)
         self._score_onset(suspects, alerts)
+        for service, traced in score_traces(self.store, candidates, alarm, log_end, cfg.traces).items():
+            suspects[service].trace = traced.score
+            suspects[service].operations = traced.operations
         past = past_incidents(self.store, as_of, incident_id)
         self._score_similar(suspects, incident, alerts, past)
         self._match_known_errors(suspects, alerts, list_known_errors(self.store))
@@ -353,10 +367,11 @@ class Diagnoser:
             evidence: dict[str, Any] = {
                 "factors": {"metrics": round(sus.metric, 3), "change": round(sus.change, 3),
                             "logs": round(sus.logs, 3), "onset": round(sus.onset, 3),
-                            "similar": round(sus.similar, 3)},
+                            "similar": round(sus.similar, 3), "traces": round(sus.trace, 3)},
                 "metrics": [_metric_wire(m) for m in metrics],
                 "changes": sus.changes[:3],
                 "logs": sus.templates[:3],
+                "traces": sus.operations[:3],
                 "log_mentions": sus.mentions[:3],
                 "onset": _iso(sus.onset_at),
                 "alerts": sorted({a.name for a in alerts if a.service == sus.service})[:5],
@@ -418,7 +433,8 @@ def _kind(sus: _Suspect, topo: Topology) -> HypothesisKind:
         return HypothesisKind.RESOURCE  # an exhausted resource explains the errors and latency beside it
     if ci_kind in DEPENDENCY_KINDS or signal in ("latency", "downstream_latency"):
         return HypothesisKind.DEPENDENCY  # slow: its callers wait on it
-    if signal == "errors" or (not metrics and sus.templates):
+    traced_errors = not metrics and bool(sus.operations) and sus.operations[0]["signal"] == "errors"
+    if signal == "errors" or traced_errors or (not metrics and sus.templates):
         return HypothesisKind.CODE  # failing requests, or failures only its logs show
     return HypothesisKind.DEPENDENCY
 

@@ -51,23 +51,28 @@ def _spans(
         nonlocal span_no
         span_no += 1
         sid = f"{span_no:016x}"
-        row = dict(trace_id=trace, span_id=sid, parent_span_id=parent, service=service, operation="op",
+        row = dict(trace_id=trace, span_id=sid, parent_span_id=parent, service=service, operation=f"call {peer}" if peer else "handle",
                    kind=kind, start_ts=start, duration_us=duration, status=status, status_message="",
                    attributes="{}", resource="{}", scope="", peer_service=peer)  # fmt: skip
         for key, value in row.items():
             cols[key].append(value)
         return sid
 
-    def visit(trace: str, parent: str, service: str, start: int, minute: int) -> None:
-        base = 20_000 * (1 + 0.1 * rng.standard_normal())
+    def visit(trace: str, parent: str, service: str, start: int, minute: int) -> int:
+        """Add the server span of ``service`` and, below it, its calls; return its duration."""
+        own = 20_000 * (1 + 0.1 * rng.standard_normal())
         if slow and service in slow and minute >= slow[service][0]:
-            base *= slow[service][1]
-        server = add(
-            trace, parent, service, "server", start, int(base) + 5_000 * len(CALLS[service]), "unset", None
-        )
+            own *= slow[service][1]
+        server = add(trace, parent, service, "server", start, 0, "unset", None)
+        at = start + 100
         for callee in CALLS[service]:
-            client = add(trace, server, service, "client", start + 100, int(base), "unset", callee)
-            visit(trace, client, callee, start + 200, minute)
+            client = add(trace, server, service, "client", at, 0, "unset", callee)
+            took = visit(trace, client, callee, at + 200, minute) + 1_000  # the network's share
+            cols["duration_us"][int(client, 16) - 1] = took
+            at += took
+        duration = at - start + int(own)
+        cols["duration_us"][int(server, 16) - 1] = duration
+        return duration
 
     for m in range(minutes):
         for r in range(per_minute):
