@@ -31,6 +31,7 @@ ROUTERS = (
     "topology",
     "otlp",
     "zipkin",
+    "traces",
     "tokens",
     "anomalies",
     "incidents",
@@ -40,6 +41,7 @@ ROUTERS = (
     "slos",
     "problems",
     "operations",
+    "promql",
     "sql",
     "bootstrap",
 )
