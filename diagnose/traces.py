@@ -158,7 +158,7 @@ def traces_of(
     for tid, sid, parent, service, op, kind, ts, dur, status, message in spans:
         by_trace.setdefault(tid, []).append({
             "span_id": sid, "parent_span_id": parent or None, "service": service, "operation": op,
-            "kind": kind, "start": ts.isoformat() + "Z", "duration_ms": round(dur / 1000.0, 3),
+            "kind": kind, "start": ts.isoformat(timespec="microseconds") + "Z", "duration_ms": round(dur / 1000.0, 3),
             "status": status, "status_message": message or None,
         })  # fmt: skip
     return [
