@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import re
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -37,8 +38,11 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
+from core.batch import SPANS_SCHEMA, WriteBatch
+from core.store import Store
 from diagnose.diagnoser import DiagnoseConfig
 from diagnose.rank import RankConfig, SeriesInfo, Signal, rank_services
+from diagnose.traces import score_traces
 
 __all__ = [
     "COLUMN_SIGNALS",
@@ -236,6 +240,8 @@ class RcaBenchResult:
     records: list[tuple[str, str, int | None]] = field(default_factory=list)
     details: list[tuple[str, int]] = field(default_factory=list)
     seconds: float = 0.0
+    #: faults whose day has traces for them: (system, rank with metrics only, rank with metrics + traces)
+    ablation: list[tuple[str, int | None, int | None]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         """The JSON contract: system -> all|resource|code -> n, AC@1, AC@3, AC@5, Avg@5 (+ seconds)."""
@@ -247,6 +253,18 @@ class RcaBenchResult:
                 acc = accuracy(ranks)
                 out[system][split] = {key: acc[key] for key in ("n", "AC@1", "AC@3", "AC@5", "Avg@5")}
         out["seconds"] = round(self.seconds, 3)
+        if self.ablation:
+            out["ablation"] = {
+                system: {
+                    source: {
+                        k: v
+                        for k, v in accuracy([r[i] for r in self.ablation if r[0] == system]).items()
+                        if k in ("n", "AC@1", "AC@3", "AC@5", "Avg@5")
+                    }
+                    for i, source in ((1, "metrics"), (2, "metrics+traces"))
+                }
+                for system in sorted({r[0] for r in self.ablation})
+            }
         return out
 
     def spread(self) -> dict[str, Any]:
@@ -282,6 +300,63 @@ def day_folders(data: Path) -> list[Path]:
     ]
 
 
+def load_spans(folder: Path, store: Store) -> int:
+    """Write a day's ``trace/*_trace.csv[.gz]`` files into the store's ``spans`` (pods -> services).
+
+    Nezha spans carry no kind or status: they are stored as ``unspecified`` / ``unset``, and a
+    root span (``ParentID`` = ``root``) has no parent.
+    """
+    paths = sorted((folder / "trace").glob("*_trace.csv*"))
+    if not paths:
+        return 0
+    frame = pl.concat([pl.read_csv(p, infer_schema_length=0) for p in paths]).unique(
+        ["TraceID", "SpanID"], keep="first", maintain_order=True
+    )
+    services = {pod: pod_service(pod) for pod in frame["PodName"].unique().to_list()}
+    start_ns = frame["StartTimeUnixNano"].cast(pl.Int64)
+    n = frame.height
+    table = pl.DataFrame(
+        {
+            "trace_id": frame["TraceID"],
+            "span_id": frame["SpanID"],
+            "parent_span_id": frame["ParentID"].replace("root", ""),
+            "service": frame["PodName"].replace_strict(services),
+            "operation": frame["OperationName"],
+            "kind": ["unspecified"] * n,
+            "start_ts": (start_ns // 1000).cast(pl.Datetime("us")),
+            "duration_us": frame["Duration"].cast(pl.Int64) // 1000,
+            "status": ["unset"] * n,
+            "status_message": [""] * n,
+            "attributes": ["{}"] * n,
+            "resource": ["{}"] * n,
+            "scope": [""] * n,
+            "peer_service": pl.Series([None] * n, dtype=pl.Utf8),
+        }
+    ).to_arrow()
+    store.write(WriteBatch(source="nezha", spans=table.cast(SPANS_SCHEMA)))
+    return n
+
+
+def _with_traces(
+    store: Store, ranking: Sequence[Any], services: Sequence[str], alarm_ts: float, config: DiagnoseConfig
+) -> list[str] | None:
+    """Services ranked by the Diagnoser's metric and trace weights; None when no spans cover the alarm."""
+    alarm = datetime.fromtimestamp(alarm_ts, UTC).replace(tzinfo=None)
+    end = datetime.fromtimestamp(alarm_ts + config.rank.after_s, UTC).replace(tzinfo=None)
+    covered = store.query("SELECT count(*) FROM spans WHERE start_ts >= ? AND start_ts < ?", [alarm, end])
+    if not covered or not covered[0][0]:
+        return None
+    traced = score_traces(store, services, alarm, end, config.traces)
+    top = max((r.score for r in ranking), default=0.0)
+    metric = {r.service: (r.score / top if top > 0 else 0.0) for r in ranking}
+    total = {
+        s: config.weights[0] * metric.get(s, 0.0)
+        + config.trace_weight * (traced[s].score if s in traced else 0.0)
+        for s in set(metric) | set(traced)
+    }
+    return sorted(total, key=lambda s: (-total[s], s))
+
+
 def run_rca_bench(
     data: Path, progress: Callable[[str], None] | None = None, config: RankConfig | None = None
 ) -> RcaBenchResult:
@@ -291,19 +366,29 @@ def run_rca_bench(
     server ships), fed the bench's documented inputs: the series, the call graph when the day
     has one, and the fault's time as the alarm.
     """
-    config = config or DiagnoseConfig().rank
+    shipped = DiagnoseConfig()
+    config = config or shipped.rank
     start = time.perf_counter()
     result = RcaBenchResult()
     for folder in day_folders(data):
         day = load_day(folder)
         if progress:
             progress(f"{day.name}: {day.system}, {len(day.faults)} faults, {len(day.series)} series")
-        for fault in day.faults:
-            ranking = rank_services(day.ts, day.values, day.series, fault.alarm_ts, day.edges, config)
-            names = [r.service for r in ranking]
-            rank = names.index(fault.service) + 1 if fault.service in names else None
-            result.records.append((day.system, fault.kind, rank))
-            result.details.append((fault.inject_type, datetime.fromtimestamp(fault.alarm_ts, UTC).hour))
+        with tempfile.TemporaryDirectory() as tmp, Store(str(Path(tmp) / "spans.duckdb")) as store:
+            has_spans = load_spans(folder, store) > 0
+            services = sorted({s.service for s in day.series})
+            for fault in day.faults:
+                ranking = rank_services(day.ts, day.values, day.series, fault.alarm_ts, day.edges, config)
+                names = [r.service for r in ranking]
+                rank = names.index(fault.service) + 1 if fault.service in names else None
+                result.records.append((day.system, fault.kind, rank))
+                result.details.append((fault.inject_type, datetime.fromtimestamp(fault.alarm_ts, UTC).hour))
+                combined = (
+                    _with_traces(store, ranking, services, fault.alarm_ts, shipped) if has_spans else None
+                )
+                if combined is not None:
+                    both = combined.index(fault.service) + 1 if fault.service in combined else None
+                    result.ablation.append((day.system, rank, both))
     result.seconds = time.perf_counter() - start
     return result
 

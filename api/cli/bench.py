@@ -350,8 +350,9 @@ def bench_rca(
         "Avg@5",
         title="Nezha RCA, service level (published rows dim)",
     )
+    ablation = result.get("ablation", {})
     for system, splits in result.items():
-        if not isinstance(splits, dict):
+        if not isinstance(splits, dict) or system == "ablation":
             continue
         for split, fig in splits.items():
             table.add_row(
@@ -361,6 +362,11 @@ def bench_rca(
                 *(f"{fig[k]:.2f}" for k in ("AC@1", "AC@3", "AC@5", "Avg@5")),
                 style="bold" if split == "all" else None,
             )
+        for source, fig in ablation.get(system, {}).items():  # the faults the day has traces for
+            table.add_row(
+                "", f"opsloop, {source} (traced faults)", str(fig["n"]),
+                *(f"{fig[k]:.2f}" for k in ("AC@1", "AC@3", "AC@5", "Avg@5")),
+            )  # fmt: skip
         for method, figures in PUBLISHED.items():
             if system in figures:
                 table.add_row("", method, "", *(f"{v:.2f}" for v in figures[system]), "-", style="dim")
