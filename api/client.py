@@ -14,6 +14,8 @@ mode uses the same client for the rest of the API (``get``/``post``/``put``/``de
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -48,9 +50,21 @@ class Client:
 
     # ------------------------------------------------------------ SQL
 
-    def arrow(self, query: str, *, max_rows: int | None = None, timeout_s: float | None = None) -> pa.Table:
-        """Run one read-only SELECT on the server; return its rows as an Arrow table."""
+    def arrow(
+        self,
+        query: str,
+        params: Sequence[Any] | None = None,
+        *,
+        max_rows: int | None = None,
+        timeout_s: float | None = None,
+    ) -> pa.Table:
+        """Run one read-only SELECT on the server; return its rows as an Arrow table.
+
+        ``params`` fill ``?`` placeholders; times are sent in ISO 8601 (naive means UTC).
+        """
         body: dict[str, Any] = {"query": query}
+        if params:
+            body["params"] = [_json_param(p) for p in params]
         if max_rows is not None:
             body["max_rows"] = max_rows
         if timeout_s is not None:
@@ -60,22 +74,26 @@ class Client:
             table: pa.Table = reader.read_all()
         return table
 
-    def sql(self, query: str, **limits: Any) -> polars.DataFrame:
+    def sql(self, query: str, params: Sequence[Any] | None = None, **limits: Any) -> polars.DataFrame:
         """Run one read-only SELECT on the server; return a polars DataFrame."""
         import polars
 
-        frame = polars.from_arrow(self.arrow(query, **limits))
+        frame = polars.from_arrow(self.arrow(query, params, **limits))
         assert isinstance(frame, polars.DataFrame)
         return frame
 
     def duckdb(
-        self, query: str, connection: duckdb.DuckDBPyConnection | None = None, **limits: Any
+        self,
+        query: str,
+        params: Sequence[Any] | None = None,
+        connection: duckdb.DuckDBPyConnection | None = None,
+        **limits: Any,
     ) -> duckdb.DuckDBPyRelation:
         """Run one read-only SELECT on the server; return a DuckDB relation over the rows."""
         import duckdb
 
         con = connection if connection is not None else duckdb.connect()
-        return con.from_arrow(self.arrow(query, **limits))
+        return con.from_arrow(self.arrow(query, params, **limits))
 
     # ------------------------------------------------------------ the JSON API
 
@@ -120,6 +138,21 @@ class Client:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _json_param(value: Any) -> Any:
+    """A placeholder value as JSON: times as ISO 8601 text, tuples as lists.
+
+    >>> _json_param(datetime(2026, 1, 2, 3, 4)), _json_param((1, 2))
+    ('2026-01-02T03:04:00', [1, 2])
+    """
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, tuple | set | frozenset):
+        return [_json_param(v) for v in value]
+    if isinstance(value, list):
+        return [_json_param(v) for v in value]
+    return value
 
 
 def connect(url: str | None = None, token: str | None = None) -> Client:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
@@ -130,8 +130,13 @@ def vet_tree(cur: duckdb.DuckDBPyConnection, sql: str) -> None:
             raise ForbiddenError(f"function {node['function_name']}() is not allowed")
 
 
-def run_readonly(store: Store, sql: str, max_rows: int, timeout_s: float) -> QueryResult:
-    """Vet ``sql`` and run it in a read-only transaction on a cursor of ``store``'s database."""
+def run_readonly(
+    store: Store, sql: str, max_rows: int, timeout_s: float, params: Sequence[Any] | None = None
+) -> QueryResult:
+    """Vet ``sql`` and run it in a read-only transaction on a cursor of ``store``'s database.
+
+    ``params`` fill the statement's ``?`` placeholders (values, never SQL).
+    """
     statement = vet_statement(sql)
     with store.reader() as cur:
         # names of Python variables must not resolve to tables (DuckDB's replacement scans)
@@ -141,7 +146,11 @@ def run_readonly(store: Store, sql: str, max_rows: int, timeout_s: float) -> Que
         timer = threading.Timer(timeout_s, cur.interrupt)
         timer.start()
         try:
-            table: pa.Table = cur.sql(statement).limit(max_rows + 1).to_arrow_table()
+            table: pa.Table = (
+                cur.sql(statement, params=list(params) if params else None)
+                .limit(max_rows + 1)
+                .to_arrow_table()
+            )
         except duckdb.InterruptException as exc:
             raise QueryTimeoutError(
                 f"query interrupted after its time limit of {timeout_s:g} s: narrow it"

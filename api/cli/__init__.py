@@ -6,12 +6,14 @@ only assembles them, so adding a command never means editing a long file.
 
 from __future__ import annotations
 
+import sys
 from importlib import import_module
 from typing import Annotated
 
 import typer
 from rich.console import Console
 
+from core.errors import OpsloopError
 from core.settings import Settings
 
 app = typer.Typer(
@@ -59,4 +61,16 @@ def main() -> None:
     """Console-script entry point."""
     for name in CLI_MODULES:
         import_module(f"api.cli.{name}").register(app)
-    app()
+    try:
+        app()
+    except OpsloopError as exc:
+        # remote mode (api/cli/_remote.py): a server holding the file or refusing a request is one line
+        from api.cli._remote import one_line
+
+        words = [a for a in sys.argv[1:] if not a.startswith("-")]
+        groups = {g.name for g in app.registered_groups}
+        line = one_line(exc, " ".join(words[:2] if words and words[0] in groups else words[:1]))
+        if line is None:
+            raise
+        print(line, file=sys.stderr)  # one line, never wrapped
+        raise SystemExit(1) from None

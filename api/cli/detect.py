@@ -11,6 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from api.cli import DbOption, JsonOption, settings_for
+from api.cli._remote import TokenOption, UrlOption, open_target, store_of
 from api.common import parse_series_id, parse_time
 from api.convert import anomaly_to_wire
 from core.errors import OpsloopError
@@ -60,6 +61,8 @@ def anomalies(
     service: Annotated[str | None, typer.Option("--service", help="only this service")] = None,
     since: SinceOption = None,
     limit: Annotated[int, typer.Option("--limit", min=1, help="most anomalies to show")] = 50,
+    url: UrlOption = None,
+    token: TokenOption = None,
 ) -> None:
     """List stored anomalies, newest first."""
     from detect.repository import list_anomalies
@@ -69,8 +72,8 @@ def anomalies(
         start = parse_time("--since", since)
     except OpsloopError as exc:
         raise typer.BadParameter(exc.message) from exc
-    with Store(settings_for(db).db, read_only=True) as store:
-        found = list_anomalies(store, series_ids=ids, service=service, since=start, limit=limit)
+    with open_target(settings_for(db), url, token, read_only=True) as target:
+        found = list_anomalies(store_of(target), series_ids=ids, service=service, since=start, limit=limit)
     items = [anomaly_to_wire(a) for a in found]
     if as_json:
         print(json.dumps(items))

@@ -2,13 +2,16 @@
 
 Both read the DuckDB file directly through the incident repository and print, with
 ``--json``, exactly what the API answers (``incident_to_wire`` objects). The file is opened
-read-only; DuckDB still refuses while another process (a running server) holds its write
-lock, so against a live server use the HTTP API instead.
+read-only; while a running server holds the file they ask its API (``--url``, or by themselves,
+see ``api/cli/_remote.py``), which answers the same objects. ``incident ack`` goes through the
+server's pipeline when it runs.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -17,6 +20,8 @@ from rich.console import Console
 from rich.table import Table
 
 from api.cli import DbOption, JsonOption, settings_for
+from api.cli._remote import TokenOption, UrlOption, open_target
+from api.client import Client
 from api.common import incident_detail, incident_page, parse_priorities, parse_statuses, parse_time
 from core.errors import NotFoundError, OpsloopError
 from core.store import Store
@@ -36,6 +41,23 @@ def _open(db: str | None) -> Store:
                 "if a server is running on this file, DuckDB lets no other process open it: ask its API"
             )
         raise typer.Exit(1) from exc
+
+
+@contextmanager
+def _target(
+    db: str | None, url: str | None, token: str | None, *, read_only: bool = True
+) -> Iterator[Store | Client]:
+    """The file, or the API of the server that holds it (``api/cli/_remote.py``); one line on error."""
+    with ExitStack() as stack:
+        try:
+            target = stack.enter_context(open_target(settings_for(db), url, token, read_only=read_only))
+        except OpsloopError as exc:
+            err = Console(stderr=True)
+            err.print(exc.message, style="red", markup=False)
+            if Path(settings_for(db).db).exists() and not url:
+                err.print("if a server is running on this file, ask its API: --url http://HOST:PORT")
+            raise typer.Exit(1) from exc
+        yield target
 
 
 def _when(text: str | None) -> str:
@@ -82,6 +104,8 @@ def incidents(
         str | None, typer.Option("--since", help="opened at or after (RFC 3339 or Unix s)")
     ] = None,
     limit: Annotated[int, typer.Option("--limit", min=1, help="most incidents to show")] = 50,
+    url: UrlOption = None,
+    token: TokenOption = None,
 ) -> None:
     """List incidents, newest first."""
     try:
@@ -90,10 +114,14 @@ def incidents(
         start = parse_time("--since", since)
     except OpsloopError as exc:
         raise typer.BadParameter(exc.message) from exc
-    with _open(db) as store:
-        page = incident_page(
-            store, status=statuses, service=service, priority=priorities, since=start, limit=limit
-        )
+    with _target(db, url, token) as store:
+        if isinstance(store, Client):  # the server's own answer, same shape
+            query = {"status": status, "service": service, "priority": priority, "since": since}
+            page = store.get("/api/v1/incidents", **query, limit=limit)
+        else:
+            page = incident_page(
+                store, status=statuses, service=service, priority=priorities, since=start, limit=limit
+            )
     items: list[dict[str, Any]] = page["items"]
     if as_json:
         print(json.dumps(items))
@@ -109,11 +137,16 @@ def show(
     incident_id: Annotated[str, typer.Argument(help="incident id, e.g. INC-12")],
     db: DbOption = None,
     as_json: JsonOption = False,
+    url: UrlOption = None,
+    token: TokenOption = None,
 ) -> None:
     """One incident with its alerts and timeline."""
-    with _open(db) as store:
+    with _target(db, url, token) as store:
         try:
-            detail = incident_detail(store, incident_id)
+            if isinstance(store, Client):
+                detail = store.get(f"/api/v1/incidents/{incident_id}")
+            else:
+                detail = incident_detail(store, incident_id)
         except NotFoundError as exc:
             Console(stderr=True).print(exc.message, style="red", markup=False)
             raise typer.Exit(1) from exc
@@ -143,7 +176,44 @@ def show(
     console.print(timeline)
 
 
+@incident_app.command("ack")
+def ack(
+    incident_id: Annotated[str, typer.Argument(help="incident id, e.g. INC-12")],
+    comment: Annotated[str, typer.Option("--comment", help="why, for the timeline")] = "",
+    by: Annotated[
+        str | None, typer.Option("--by", help="who acknowledges (default: the token's name)")
+    ] = None,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+    url: UrlOption = None,
+    token: TokenOption = None,
+) -> None:
+    """Acknowledge an open incident (someone is on it), through the server when one holds the file."""
+    with _target(db, url, token, read_only=False) as target:
+        if isinstance(target, Client):
+            incident = target.post(
+                f"/api/v1/incidents/{incident_id}/ack", json={"by": by, "comment": comment}
+            )
+        else:
+            from api.convert import incident_to_wire
+            from core.model import IncidentStatus
+            from detect.incidents.pipeline import IncidentPipeline
+
+            try:
+                done = IncidentPipeline(target, settings_for(db)).transition(
+                    incident_id, IncidentStatus.ACKNOWLEDGED, by or "cli", comment.strip()
+                )
+            except OpsloopError as exc:
+                Console(stderr=True).print(exc.message, style="red", markup=False)
+                raise typer.Exit(1) from exc
+            incident = incident_to_wire(done)
+    if as_json:
+        print(json.dumps(incident))
+        return
+    print(f"{incident['id']} {incident['status']}")
+
+
 def register(app: typer.Typer) -> None:
-    """Add ``incidents`` and the ``incident`` group (``incident show``)."""
+    """Add ``incidents`` and the ``incident`` group (``incident show``, ``incident ack``)."""
     app.command("incidents")(incidents)
     app.add_typer(incident_app, name="incident")

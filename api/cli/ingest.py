@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
 from api.cli import DbOption, JsonOption, settings_for
-from core.store import Store
+from api.cli._remote import TokenOption, UrlOption, open_target, store_of
 from ingest.files import FileIngester, expand_paths
 
 
@@ -23,12 +23,16 @@ def register(app: typer.Typer) -> None:
         paths: Annotated[list[str], typer.Argument(help="files, directories (recursive) or globs")],
         db: DbOption = None,
         as_json: JsonOption = False,
+        url: UrlOption = None,
+        token: TokenOption = None,
     ) -> None:
         """Load metric files: .csv/.parquet/.ndjson/.jsonl long format (ts, name, labels, value).
 
         A .jsonl that is an OpenTelemetry Collector file export is read as OTLP. Each file
         is one transaction: a bad file is reported (file and line) and skipped, the others
         are loaded. Loading the same file twice stores it once. Exit code 1 if any file failed.
+        While a server holds the database, metric points go to it by remote-write (the
+        server's own dedup of re-sent files does not apply there).
         """
         console = Console(stderr=True)
         files, _ = expand_paths(paths)
@@ -44,9 +48,9 @@ def register(app: typer.Typer) -> None:
         )
         task = progress.add_task("ingest", total=total or None)
         with (
-            Store(settings_for(db).db) as store,
+            open_target(settings_for(db), url, token) as target,
             progress,
-            FileIngester(store, progress=lambda n: progress.advance(task, n)) as ingester,
+            FileIngester(store_of(target), progress=lambda n: progress.advance(task, n)) as ingester,
         ):
             summary = ingester.ingest(paths)
         data = summary.as_dict()

@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from api.cli import DbOption, JsonOption, settings_for
+from api.cli._remote import NeedsFileError, TokenOption, UrlOption, open_target
 from core.errors import OpsloopError
 from slo.spec import SloSpec
 
@@ -120,19 +121,30 @@ def status(
         str | None,
         typer.Option("--at", help="evaluate at this time (RFC 3339 or Unix s); default: newest data"),
     ] = None,
+    url: UrlOption = None,
+    token: TokenOption = None,
 ) -> None:
     """Evaluate every stored SLO: SLI, budget remaining, burn rates per alert window, state."""
     from api.cli.incidents import wide_console
+    from api.client import Client
     from api.common import parse_time
     from api.convert import slo_to_wire
-    from core.store import Store
     from detect.incidents.repository import load_windows
     from slo.evaluate import evaluate
     from slo.repository import load_specs
 
     try:
         when = parse_time("--at", at)
-        with Store(settings_for(db).db, read_only=True) as store:
+        with open_target(settings_for(db), url, token, read_only=True) as store:
+            if isinstance(store, Client):  # the server's latest evaluation (it runs every slo_interval_s)
+                if when is not None:
+                    raise NeedsFileError("--at evaluates the file; the server answers its latest evaluation")
+                items = store.get("/api/v1/slos")
+                if as_json:
+                    print(json.dumps(items))
+                else:
+                    wide_console().print(slo_table(items, title=f"SLOs (latest evaluation by {store.url})"))
+                return
             if when is None:
                 newest = store.newest_point_ts()
                 # just after the newest point, so it counts (windows are [start, at))

@@ -9,6 +9,9 @@ import typer
 from rich.table import Table
 
 from api.cli import DbOption, JsonOption, console, settings_for
+from api.cli._remote import NeedsFileError, TokenOption, UrlOption, open_target
+from api.client import Client
+from api.server_file import read_server_file
 from core.store import SCOPES, Store
 
 token_app = typer.Typer(help="Create and revoke API tokens.", no_args_is_help=True)
@@ -19,20 +22,47 @@ def token_create(
     scope: Annotated[list[str], typer.Option("--scope", help=f"one of {', '.join(SCOPES)}; repeatable")],
     name: Annotated[str, typer.Option(help="what the token is for")] = "",
     db: DbOption = None,
+    url: UrlOption = None,
+    token: TokenOption = None,
 ) -> None:
-    """Create a token and print it once (only its hash is stored)."""
-    with Store(settings_for(db).db) as store:
-        print(store.create_token(scope, name))
+    """Create a token and print it once (only its hash is stored).
+
+    While a server holds the file, an admin ``--token`` asks its API; without one, the
+    bootstrap secret the server left in ``<db>.serve.json`` (mode 0600) does, from this host.
+    """
+    settings = settings_for(db)
+    with open_target(settings, url, token) as target:
+        if isinstance(target, Store):
+            print(target.create_token(scope, name))
+            return
+        body = {"scopes": scope, "name": name}
+        if token:
+            print(target.post("/api/v1/tokens", json=body)["token"])
+            return
+        secret = (read_server_file(settings.db) or {}).get("secret")
+        if not secret:
+            raise NeedsFileError(
+                f"no admin --token, and {settings.db}.serve.json is not readable here: run this on the"
+                " server's host as the user that runs it, or pass an admin --token"
+            )
+        with Client(target.url, str(secret)) as bootstrap:
+            print(bootstrap.post("/api/v1/bootstrap/token", json=body)["token"])
 
 
 @token_app.command("list")
-def token_list(db: DbOption = None, as_json: JsonOption = False) -> None:
-    """List tokens (ids, names, scopes; never the secrets)."""
-    with Store(settings_for(db).db) as store:
-        rows = store.list_tokens()
-    items = [
-        {"id": r[0], "name": r[1], "scopes": r[2], "created_at": str(r[3]), "revoked": r[4]} for r in rows
-    ]
+def token_list(
+    db: DbOption = None, as_json: JsonOption = False, url: UrlOption = None, token: TokenOption = None
+) -> None:
+    """List tokens (ids, names, scopes; never the secrets); an admin --token while serving."""
+    with open_target(settings_for(db), url, token) as target:
+        if isinstance(target, Client):
+            items = sorted(target.get("/api/v1/tokens"), key=lambda t: str(t["created_at"]))
+        else:
+            rows = target.list_tokens()
+            items = [
+                {"id": r[0], "name": r[1], "scopes": r[2], "created_at": str(r[3]), "revoked": r[4]}
+                for r in rows
+            ]
     if as_json:
         print(json.dumps(items))
         return
@@ -45,10 +75,15 @@ def token_list(db: DbOption = None, as_json: JsonOption = False) -> None:
 
 
 @token_app.command("revoke")
-def token_revoke(token_id: str, db: DbOption = None) -> None:
-    """Revoke a token by id."""
-    with Store(settings_for(db).db) as store:
-        store.revoke_token(token_id)
+def token_revoke(
+    token_id: str, db: DbOption = None, url: UrlOption = None, token: TokenOption = None
+) -> None:
+    """Revoke a token by id; an admin --token while serving."""
+    with open_target(settings_for(db), url, token) as target:
+        if isinstance(target, Client):
+            target.delete(f"/api/v1/tokens/{token_id}")
+        else:
+            target.revoke_token(token_id)
     print(f"revoked {token_id}")
 
 

@@ -11,9 +11,10 @@ from rich.console import Console
 from rich.table import Table
 
 from api.cli import DbOption, JsonOption, settings_for
+from api.cli._remote import TokenOption, UrlOption, open_target, store_of
+from api.client import Client
 from core.batch import WriteBatch
 from core.errors import OpsloopError
-from core.store import Store
 from ingest.topology import FORMAT, current_topology, load_document, parse_topology, to_document
 
 console = Console()
@@ -28,23 +29,30 @@ def register(app: typer.Typer) -> None:
     def load(
         file: Annotated[Path, typer.Argument(help="topology YAML or JSON file", exists=True, dir_okay=False)],
         db: DbOption = None,
+        url: UrlOption = None,
+        token: TokenOption = None,
     ) -> None:
         """Replace the stored topology with FILE (validated first; nothing changes on error)."""
         kind = "application/json" if file.suffix.lower() == ".json" else "application/yaml"
         try:
             items = parse_topology(load_document(file.read_bytes(), kind))
-            with Store(settings_for(db).db) as store:
-                store.write(WriteBatch(source=FORMAT, topology=items))
+            with open_target(settings_for(db), url, token) as target:
+                if isinstance(target, Client):
+                    target.put("/api/v1/topology", content=file.read_bytes(), headers={"Content-Type": kind})
+                else:
+                    target.write(WriteBatch(source=FORMAT, topology=items))
         except OpsloopError as exc:
             console.print(f"[red]error:[/] {exc.message}")
             raise typer.Exit(1) from exc
         print(f"loaded {len(items)} services from {file}")
 
     @topology_app.command("show")
-    def show(db: DbOption = None, as_json: JsonOption = False) -> None:
+    def show(
+        db: DbOption = None, as_json: JsonOption = False, url: UrlOption = None, token: TokenOption = None
+    ) -> None:
         """Print the stored topology."""
-        with Store(settings_for(db).db) as store:
-            items = current_topology(store)
+        with open_target(settings_for(db), url, token, read_only=True) as target:
+            items = current_topology(store_of(target))
         if as_json:
             print(json.dumps(to_document(items)))
             return

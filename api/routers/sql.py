@@ -1,7 +1,7 @@
 """``POST /api/v1/sql`` (scope ``read``): analysts' read-only SQL on the live store.
 
-The body is JSON ``{"query": "...", "max_rows": n, "timeout_s": s}`` (limits optional, capped
-by ``sql_max_rows`` and ``sql_timeout_s``). One SELECT (``WITH``, ``DESCRIBE``, ``SHOW``,
+The body is JSON ``{"query": "...", "params": [...], "max_rows": n, "timeout_s": s}`` (``params``
+fill ``?`` placeholders; limits are optional, capped by ``sql_max_rows`` and ``sql_timeout_s``). One SELECT (``WITH``, ``DESCRIBE``, ``SHOW``,
 ``SUMMARIZE`` included) is run on a cursor of the server's own connection in a read-only
 transaction (``core.readonly_sql``), so it never holds the writer. The answer is an Arrow IPC
 stream when ``Accept: application/vnd.apache.arrow.stream``, else JSON
@@ -64,6 +64,7 @@ class SqlRequest(BaseModel):
     query: str = Field(min_length=1, max_length=100_000)
     max_rows: int | None = Field(default=None, ge=1, description="at most the server's sql_max_rows")
     timeout_s: float | None = Field(default=None, gt=0, description="at most the server's sql_timeout_s")
+    params: list[Any] | None = Field(default=None, description="values of the query's ? placeholders")
 
 
 def _json_value(value: Any) -> Any:
@@ -98,7 +99,9 @@ async def sql(body: SqlRequest, request: Request) -> Response:
     settings = request.app.state.settings
     max_rows = min(body.max_rows or settings.sql_max_rows, settings.sql_max_rows)
     timeout_s = min(body.timeout_s or settings.sql_timeout_s, settings.sql_timeout_s)
-    result = await run_in_threadpool(run_readonly, request.app.state.store, body.query, max_rows, timeout_s)
+    result = await run_in_threadpool(
+        run_readonly, request.app.state.store, body.query, max_rows, timeout_s, body.params
+    )
     headers = {"X-Opsloop-Truncated": "true" if result.truncated else "false"}
     table = result.table
     if ARROW_STREAM in request.headers.get("accept", ""):
