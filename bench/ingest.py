@@ -6,7 +6,8 @@ path is reported in points per second and as a ratio to that anchor:
 
 - ``bulk_parquet``, ``bulk_csv``: ``ingest.files.FileIngester`` on a long-format file
   (ts, name, labels JSON, value), in process;
-- ``remote_write_http``, ``otlp_json_http``, ``otlp_protobuf_http``, ``cloudevents_http``:
+- ``remote_write_http``, ``otlp_json_http``, ``otlp_protobuf_http``, ``otlp_traces_protobuf_http``
+  (spans counted as points), ``cloudevents_http``:
   a real ``opsloop serve`` in its own process (uvicorn, 127.0.0.1, a temp database, auth
   on), fed by concurrent client threads in this process with distinct, realistic batches
   built before the clock starts. A point counts once the server acknowledged it (2xx means
@@ -55,6 +56,7 @@ PATHS = (
     "remote_write_http",
     "otlp_json_http",
     "otlp_protobuf_http",
+    "otlp_traces_protobuf_http",
     "cloudevents_http",
 )
 T0_MS = 1_714_521_600_000  # 2024-05-01T00:00:00Z
@@ -176,6 +178,7 @@ def run_ingest_bench(
             "remote_write_http": _remote_write,
             "otlp_json_http": lambda w, s: _otlp(w, s, protobuf=False),
             "otlp_protobuf_http": lambda w, s: _otlp(w, s, protobuf=True),
+            "otlp_traces_protobuf_http": _otlp_traces,
             "cloudevents_http": _cloudevents,
         }
         for name in paths:
@@ -198,6 +201,7 @@ _NEEDS = {
     "remote_write_http": "ingest.remote_write",
     "otlp_json_http": "ingest.otlp",
     "otlp_protobuf_http": "ingest.otlp",
+    "otlp_traces_protobuf_http": "ingest.traces",
     "cloudevents_http": "ingest.cloudevents",
 }
 
@@ -565,6 +569,53 @@ def _otlp(work: Path, sizes: Sizes, protobuf: bool) -> PathResult:
         points, seconds, acked = _send(server, "/v1/metrics", {"Content-Type": ctype}, reqs, sizes, warmup=2)
     _check_stored(server.db, "SELECT count(*) FROM points", acked, "otlp")
     return PathResult(points, seconds, f"5,000 gauge points per request, {sizes.clients} clients")
+
+
+# --------------------------------------------------------------------------- OTLP traces
+
+
+def _otlp_trace_bodies(requests: int, per_request: int = 5_000) -> list[_Request]:
+    """ExportTraceServiceRequests of 5,000 spans: 1,000 traces of 5 spans over 5 services."""
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    services = ("frontend", "checkout", "cart", "payment", "db")
+    rng = np.random.default_rng(5)
+    out = []
+    for r in range(requests):
+        req = ExportTraceServiceRequest()
+        scopes = []
+        for name in services:
+            rs = req.resource_spans.add()
+            kv = rs.resource.attributes.add(key="service.name")
+            kv.value.string_value = name
+            scopes.append(rs.scope_spans.add())
+        base_ns = (T0_MS + r * STEP_MS) * 1_000_000
+        durations = rng.gamma(2.0, 5e6, per_request).astype(np.int64)
+        for t in range(per_request // len(services)):
+            trace_id = (r * per_request + t + 1).to_bytes(16, "big")
+            parent = b""
+            for depth, scope in enumerate(scopes):
+                span_id = ((r * per_request + t) * len(services) + depth + 1).to_bytes(8, "big")
+                start = base_ns + t * 1_000_000 + depth * 10_000
+                span = scope.spans.add(
+                    trace_id=trace_id, span_id=span_id, parent_span_id=parent, name=f"op-{depth}",
+                    kind=2 if depth == 0 else 3, start_time_unix_nano=start,
+                    end_time_unix_nano=start + int(durations[t * len(services) + depth]),
+                )  # fmt: skip
+                kv = span.attributes.add(key="http.route")
+                kv.value.string_value = f"/api/{depth}"
+                parent = span_id
+        out.append(_Request(req.SerializeToString(), per_request))
+    return out
+
+
+def _otlp_traces(work: Path, sizes: Sizes) -> PathResult:
+    reqs = _otlp_trace_bodies(sizes.otlp_requests + 2)
+    with _server(work) as server:
+        headers = {"Content-Type": "application/x-protobuf"}
+        spans, seconds, acked = _send(server, "/v1/traces", headers, reqs, sizes, warmup=2)
+    _check_stored(server.db, "SELECT count(*) FROM spans", acked, "otlp traces")
+    return PathResult(spans, seconds, f"5,000 spans per request (points = spans), {sizes.clients} clients")
 
 
 # --------------------------------------------------------------------------- CloudEvents
