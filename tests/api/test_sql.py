@@ -205,3 +205,24 @@ def test_the_top_level_shim_only_re_exports_the_client() -> None:
         a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names
     }
     assert imported == {"api.client"}
+
+
+def test_the_explore_notebook_reads_a_running_server(
+    server: LiveServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Notebook 01 with OPSLOOP_URL set: its cells run unchanged on live data while a writer pushes."""
+    from tests.api.test_demo import run_notebook
+
+    monkeypatch.setenv("OPSLOOP_URL", server.url)
+    monkeypatch.setenv("OPSLOOP_TOKEN", server.token)
+    monkeypatch.setenv("OPSLOOP_DB", "/nonexistent/never-opened.duckdb")
+    writer = threading.Thread(
+        target=lambda: [push(server, "notebook", range(k, k + 5)) for k in range(0, 50, 5)]
+    )
+    writer.start()
+    namespace = run_notebook("01-explore-ingest.ipynb")
+    writer.join()
+    client = namespace["store"]
+    client.close()
+    assert isinstance(client, opsloop.Client)
+    assert namespace["alerts"].num_rows == server.store.query("SELECT count(*) FROM external_alerts")[0][0]
