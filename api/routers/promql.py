@@ -14,6 +14,7 @@ import math
 import time
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import parse_qsl
 
 import numpy as np
 import promql_parser as pp
@@ -48,9 +49,10 @@ def _success(data: Any) -> JSONResponse:
 async def _params(request: Request) -> MultiDict:
     """Query-string and form parameters together (POST bodies are form-encoded)."""
     items = list(request.query_params.multi_items())
-    if request.method == "POST":
-        form = await request.form()
-        items.extend((k, v) for k, v in form.multi_items() if isinstance(v, str))
+    if request.method == "POST" and request.headers.get("content-type", "").startswith(
+        "application/x-www-form-urlencoded"
+    ):
+        items.extend(parse_qsl((await request.body()).decode("utf-8", "replace"), keep_blank_values=True))
     return MultiDict(items)
 
 
