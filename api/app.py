@@ -42,6 +42,7 @@ ROUTERS = (
     "problems",
     "operations",
     "promql",
+    "am_silences",
     "sql",
     "bootstrap",
 )
