@@ -226,3 +226,19 @@ def test_the_explore_notebook_reads_a_running_server(
     client.close()
     assert isinstance(client, opsloop.Client)
     assert namespace["alerts"].num_rows == server.store.query("SELECT count(*) FROM external_alerts")[0][0]
+
+
+def test_a_long_query_does_not_hold_ingest(server: LiveServer) -> None:
+    """A query running to its time limit on its own cursor: a push in the meantime commits before it ends."""
+    done: list[float] = []
+    slow = threading.Thread(
+        target=lambda: done.append(
+            sql(server, "SELECT sum(hash(i)) FROM range(1000000000000) r(i)").status_code
+        )
+    )
+    slow.start()
+    push(server, "during-query", range(3))
+    committed_while_running = slow.is_alive()
+    slow.join()
+    assert done == [400] and committed_while_running
+    assert server.store.query("SELECT count(*) FROM series WHERE labels['job'] = 'during-query'")[0][0] == 3
