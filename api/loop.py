@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from api.problem_backlog import BacklogFiler
+from core import retention
 from core.settings import Settings
 from core.store import Store
 from core.topology import Topology
@@ -58,6 +59,7 @@ class Loop:
     # --- Traces: span-derived series and the learned call graph
     spans: SpanDeriver | None = None
     span_worker: Worker | None = None
+    retention: Worker | None = None
 
     def start(self) -> None:
         """Run every stage on its worker (the server's wall-clock mode)."""
@@ -76,11 +78,15 @@ class Loop:
         # --- Traces
         if self.span_worker is not None:
             self.span_worker.start()
+        if self.retention is not None:
+            self.retention.start()
 
     def stop(self) -> None:
         """Commit what is queued, let each stage finish its round, stop the workers."""
         if self.span_worker is not None:  # before the queue closes: it submits through it
             self.span_worker.stop()
+        if self.retention is not None:
+            self.retention.stop()
         if self.queue is not None:
             self.queue.close()
         self.engine.stop()
@@ -153,4 +159,10 @@ def assemble(
             "span-metrics", loop.spans.step, poll_s=settings.span_metrics_poll_s
         )
         queue.add_batch_listener(lambda batch: worker.wake() if batch.spans is not None else None)
+        ages = {"spans": settings.retention_spans_s, "logs": settings.retention_logs_s,
+                "events": settings.retention_events_s}  # fmt: skip
+        loop.retention = Worker(
+            "retention", lambda: retention.enforce(store, ages), poll_s=settings.retention_interval_s,
+            drain_on_stop=False, wait_first=False,
+        )  # fmt: skip
     return loop

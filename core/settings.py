@@ -65,6 +65,20 @@ class Settings(BaseSettings):
     span_metrics_poll_s: float = Field(
         default=10.0, gt=0.0, description="seconds between span derivation rounds"
     )
+    retention_spans_s: float = Field(
+        default=7 * 86400.0,
+        ge=0.0,
+        description="spans older than this before the newest are deleted (0 = keep)",
+    )
+    retention_logs_s: float = Field(
+        default=30 * 86400.0,
+        ge=0.0,
+        description="log records older than this before the newest are deleted (0 = keep)",
+    )
+    retention_events_s: float = Field(default=0.0, ge=0.0, description="the same for CloudEvents (0 = keep)")
+    retention_interval_s: float = Field(
+        default=3600.0, gt=0.0, description="seconds between retention rounds"
+    )
     detect_max_backlog_rows: int = Field(
         default=2_000_000, description="points held for detection before it re-reads them from the store"
     )
