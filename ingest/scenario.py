@@ -1,8 +1,8 @@
 """Read a scenario directory as time-ordered slices of write batches (docs/scenario-format.md).
 
 A scenario is what ``opsloop simulate`` writes and ``opsloop replay`` streams through every
-stage: a topology, metrics, logs and events files, optional SLOs, runbooks and ground
-truth. ``open_scenario`` validates the layout and parses the small files;
+stage: metrics, logs and events files, an optional topology, optional SLOs, runbooks and
+ground truth. ``open_scenario`` validates the layout and parses the small files;
 ``Scenario.slices`` reads the signal files once, streaming, and yields ``Slice``s: every
 row whose event time falls in ``[start, end)``, merged across files, as ``WriteBatch``es
 the store takes as they are (counters already turned into per-second rates by
@@ -159,7 +159,10 @@ class Scenario:
 
 
 def open_scenario(path: str | Path) -> Scenario:
-    """Validate a scenario directory's layout and parse its topology and truth.
+    """Validate a scenario directory's layout and parse its topology (when it has one) and truth.
+
+    Without ``topology.yaml`` the topology is empty: services are whatever the signals'
+    ``service`` labels name, and no call graph is known.
 
     Raises ``ConfigError`` for a missing directory or file, or a file where none belongs,
     and ``SchemaError`` for a file whose content is wrong; both name the file.
@@ -168,12 +171,14 @@ def open_scenario(path: str | Path) -> Scenario:
     if not root.is_dir():
         raise ConfigError(f"{root}: not a scenario directory (no such directory)")
     topology_path = root / TOPOLOGY
-    if not topology_path.is_file():
-        raise ConfigError(f"{topology_path}: missing (every scenario names its services in {TOPOLOGY})")
-    try:
-        topology = parse_topology(load_document(topology_path.read_bytes()))
-    except SchemaError as exc:
-        raise _in_file(exc, TOPOLOGY) from exc
+    topology: list[ConfigurationItem] = []
+    if topology_path.exists():  # optional: many estates have no service map (services come from labels)
+        if not topology_path.is_file():
+            raise ConfigError(f"{topology_path}: must be a file")
+        try:
+            topology = parse_topology(load_document(topology_path.read_bytes()))
+        except SchemaError as exc:
+            raise _in_file(exc, TOPOLOGY) from exc
     truth_path = root / TRUTH
     truth = _read_truth(truth_path) if truth_path.exists() else None
     signals = {name: tuple(_listing(root, name, suffixes)) for name, suffixes in SIGNAL_SUFFIXES.items()}

@@ -36,6 +36,17 @@ herrings, one of them shortly before a fault on a service the fault then hurts. 
 deploy and a memory leak's OOM kill restart the process: its counters reset to zero (and
 ``startTimeUnixNano`` moves), as real ones do.
 
+Families (``family=Family(...)``, opt-in; the default ``Family()`` writes exactly the classic
+scenario): the metric naming (the classic OTel counters and p99 gauge, OTel semantic-convention
+``http.server.request.duration`` histograms by status class, or Prometheus
+``http_requests_total{code}`` counters, ``_bucket`` histograms and a CPU-seconds counter),
+with or without ``topology.yaml``, a traffic multiple, a noise multiple, a fault-magnitude
+multiple (barely visible to severe), the clean history before the first fault, benign
+traffic surges, counter resets without a deploy, timestamp jitter, and an external API
+outage among the fault kinds. ``draw_family(index)`` draws one family from its index (the
+benchmark's tune and report splits are disjoint index ranges). Random draws a family adds
+come from a second stream of the seed, so the classic draws are never disturbed.
+
 The same seed and arguments give byte-identical files.
 """
 
@@ -45,7 +56,7 @@ import json
 import math
 import shutil
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -58,15 +69,20 @@ from core.errors import ConfigError
 from ingest.cloudevents import change_id as cloudevent_change_id
 
 __all__ = [
+    "ALL_FAULT_KINDS",
     "DEFAULT_START",
     "FAULT_KINDS",
     "MAX_SERVICES",
     "METRIC_NAMES",
+    "NAMINGS",
     "VISIBLE_SIGMAS",
+    "Family",
+    "FamilyDraw",
     "Fault",
     "RedHerring",
     "Service",
     "SimulationSummary",
+    "draw_family",
     "simulate",
 ]
 
@@ -78,6 +94,10 @@ FAULT_KINDS = (
     "error_burst",
     "config_change",
 )
+#: the classic kinds plus those only families inject (the classic draw order stays as it was)
+ALL_FAULT_KINDS = (*FAULT_KINDS, "external_outage")
+#: metric naming styles: classic OTel counters + p99 gauge, OTel histograms, Prometheus
+NAMINGS = ("otel", "otel-histogram", "prometheus")
 DEFAULT_START = datetime(2026, 1, 5, tzinfo=UTC)
 VISIBLE_SIGMAS = 4.0
 #: OTel name -> the series name opsloop stores (``ingest.otlp.prometheus_name``).
@@ -88,8 +108,8 @@ METRIC_NAMES = {
     "process.memory.usage": "process_memory_usage_bytes",
 }
 SERIES_PER_SERVICE = 5  # 2xx and 5xx counters, p99, CPU, memory
-MIN_SERVICES = 6
-MAX_SERVICES = 35
+MIN_SERVICES = 5
+MAX_SERVICES = 40
 DEPLOY_TYPE = "dev.cdevents.service.deployed.0.3.0"
 CONFIG_TYPE = "dev.opsloop.config.changed"
 _MIN_GAP_S = 90 * 60
@@ -128,6 +148,15 @@ _MIDS = (
     ("wishlist", "team-growth", 4),
     ("media-resizer", "team-web", 4),
 )
+#: only estates above 35 services draw these (so smaller estates are drawn as before)
+_MORE_MIDS = (
+    ("returns", "team-logistics", 3),
+    ("gift-cards", "team-payments", 3),
+    ("subscriptions", "team-growth", 3),
+    ("audit-log", "team-platform", 4),
+    ("feature-flags", "team-platform", 2),
+)
+_CLASSIC_MAX = 35
 _LEAVES = (
     ("orders-db", "team-platform", 1, "database", "postgres"),
     ("accounts-db", "team-platform", 1, "database", "postgres"),
@@ -258,6 +287,129 @@ class SimulationSummary:
         }
 
 
+@dataclass(frozen=True)
+class Family:
+    """Opt-in variations of the simulated estate; the defaults write the classic scenario.
+
+    ``naming`` is one of :data:`NAMINGS`; ``traffic``, ``noise`` and ``magnitude`` multiply
+    the edge traffic (classic 60-300 requests/s), the noise of every signal and every fault's
+    effect sizes; ``history_s`` is the clean history before the first fault (``None``: the
+    first half of the run); ``surges`` benign edge-traffic surges (x1.5-3 for 10-30 min, away
+    from faults), ``resets`` counter resets without a deploy (a crash-looping sidecar, an
+    exporter restart), ``jitter_s`` the largest shift of a sample's timestamp; ``kinds``
+    the fault kinds to cycle through.
+    """
+
+    naming: str = "otel"
+    topology: bool = True
+    traffic: float = 1.0
+    noise: float = 1.0
+    magnitude: float = 1.0
+    history_s: float | None = None
+    surges: int = 0
+    resets: int = 0
+    jitter_s: float = 0.0
+    kinds: tuple[str, ...] = FAULT_KINDS
+
+    def __post_init__(self) -> None:
+        if self.naming not in NAMINGS:
+            raise ConfigError(f"naming must be one of {', '.join(NAMINGS)}")
+        if min(self.traffic, self.noise, self.magnitude) <= 0:
+            raise ConfigError("traffic, noise and magnitude must be positive")
+        if self.surges < 0 or self.resets < 0 or self.jitter_s < 0:
+            raise ConfigError("surges, resets and jitter_s must not be negative")
+        if not self.kinds or any(k not in ALL_FAULT_KINDS for k in self.kinds):
+            raise ConfigError(f"kinds must be among {', '.join(ALL_FAULT_KINDS)}")
+
+    @property
+    def classic(self) -> bool:
+        """True for the classic scenario (no variation at all)."""
+        return self == Family()
+
+    def to_json(self) -> dict[str, Any]:
+        """The truth file's ``family`` entry."""
+        return {
+            "naming": self.naming, "topology": self.topology, "traffic": self.traffic,
+            "noise": self.noise, "magnitude": self.magnitude, "history_s": self.history_s,
+            "surges": self.surges, "resets": self.resets, "jitter_s": self.jitter_s,
+            "kinds": list(self.kinds),
+        }  # fmt: skip
+
+
+@dataclass(frozen=True)
+class FamilyDraw:
+    """One randomised family member: the family and the ``simulate`` arguments that go with it."""
+
+    index: int
+    family: Family
+    services: int
+    interval_s: int
+    days: float
+    faults: int
+
+    def to_json(self) -> dict[str, Any]:
+        """What the benchmark reports per scenario."""
+        return {
+            "index": self.index, "services": self.services, "interval_s": self.interval_s,
+            "days": round(self.days, 3), "faults": self.faults, **self.family.to_json(),
+        }  # fmt: skip
+
+
+def draw_family(index: int, max_points: int = 600_000) -> FamilyDraw:
+    """Draw family member ``index``: every variation at random, from the index alone.
+
+    Ranges: scrape interval 10-60 s, naming any of :data:`NAMINGS`, 5-40 services, a topology
+    file or none (one in three), edge traffic 0.1-1000 requests/s (log-uniform), noise x0.5-2,
+    fault magnitudes x0.3 (barely visible) to x1.5 (severe), 1 h to 7 d of clean history,
+    0-3 benign surges, 0-3 counter resets, timestamp jitter up to a quarter interval, 3-6
+    faults of all :data:`ALL_FAULT_KINDS`. ``max_points`` bounds the run (series x samples,
+    so a benchmark stays affordable): a draw over it is shortened by cutting history, then
+    by coarsening the interval (kept within 10-60 s), then by removing services.
+
+    >>> a, b = draw_family(3), draw_family(3)
+    >>> a == b, 5 <= a.services <= 40, 10 <= a.interval_s <= 60
+    (True, True, True)
+    """
+    rng = np.random.default_rng(np.random.SeedSequence([index, 0xFA]))
+    u = rng.uniform
+    naming = NAMINGS[int(rng.integers(len(NAMINGS)))]
+    services = int(rng.integers(5, 41))
+    interval = int(rng.choice([10, 15, 20, 30, 60]))
+    history = float(np.exp(u(np.log(3600.0), np.log(7 * 86_400.0))))
+    faults = int(rng.integers(3, 7))
+    family = Family(
+        naming=naming,
+        topology=bool(rng.random() >= 1 / 3),
+        traffic=float(10 ** u(-2.8, 0.5)),
+        noise=float(np.exp(u(np.log(0.5), np.log(2.0)))),
+        magnitude=float(np.exp(u(np.log(0.3), np.log(1.5)))),
+        history_s=history,
+        surges=int(rng.integers(0, 4)),
+        resets=int(rng.integers(0, 4)),
+        jitter_s=float(u(0.0, 0.25)),  # in intervals: scaled below
+        kinds=ALL_FAULT_KINDS,
+    )
+    per_service = _series_per_service(naming)
+    span = faults * (_MIN_GAP_S + 45 * 60) + _TAIL_S  # room for the faults after the history
+
+    def points(hist: float, step: int, m: int) -> int:
+        return int(m * per_service * (hist + span) / step)
+
+    while points(history, interval, services) > max_points and history > 3600.0:
+        history = max(3600.0, history / 1.5)
+    while points(history, interval, services) > max_points and interval < 60:
+        interval = {10: 15, 15: 20, 20: 30, 30: 60}[interval]
+    while points(history, interval, services) > max_points and services > MIN_SERVICES:
+        services -= 1
+    family = replace(family, history_s=round(history), jitter_s=round(family.jitter_s * interval, 1))
+    return FamilyDraw(index, family, services, interval, (history + span) / 86_400, faults)
+
+
+def _series_per_service(naming: str) -> int:
+    """Series one service writes in each naming (histograms: 7 buckets, sum and count)."""
+    return {"otel": SERIES_PER_SERVICE, "otel-histogram": 2 * 9 + 2, "prometheus": 2 + 9 + 2}[naming]
+
+
 def simulate(
     out: str | Path,
     *,
@@ -268,6 +420,7 @@ def simulate(
     services: int = 12,
     start: datetime = DEFAULT_START,
     force: bool = False,
+    family: Family | None = None,
 ) -> SimulationSummary:
     """Write a scenario directory with ``faults`` injected faults; return what was written.
 
@@ -285,7 +438,9 @@ def simulate(
     faults
         How many faults; kinds cycle through ``FAULT_KINDS`` in a seeded order.
     services
-        Size of the estate (6 to 35; 10 or more is realistic).
+        Size of the estate (5 to 40; 10 or more is realistic).
+    family
+        Opt-in variations (:class:`Family`); ``None`` or ``Family()`` is the classic scenario.
 
     Example
     -------
@@ -308,14 +463,27 @@ def simulate(
     n = round(days * 86_400 / interval_s)
     if n < 12:
         raise ConfigError("the run must hold at least 12 samples")
+    fam = family if family is not None else Family()
     root = Path(out)
     _prepare(root, force)
     rng = np.random.default_rng(np.random.SeedSequence(seed))
+    frng = np.random.default_rng(np.random.SeedSequence([seed, 0xFA11]))  # the family's own draws
     t0 = int(start.timestamp())
     times = t0 + interval_s * np.arange(n, dtype=np.int64)
     estate = _Estate.build(rng, services)
+    if fam.traffic != 1.0:
+        estate.own_rps = estate.own_rps * fam.traffic
+    if fam.noise != 1.0:
+        estate.jitter, estate.cpu_noise = estate.jitter * fam.noise, estate.cpu_noise * fam.noise
+        estate.memory_noise = estate.memory_noise * fam.noise
     base = _baseline(rng, estate, times, interval_s)
-    plans = _plan_faults(rng, estate, times, interval_s, faults)
+    first_at = None if fam.history_s is None else t0 + int(fam.history_s)
+    plans = _plan_faults(rng, estate, times, interval_s, faults, fam.kinds, first_at)
+    if not fam.classic:
+        plans = [_family_plan(frng, estate, p, fam.magnitude) for p in plans]
+    surges: list[tuple[int, int, int, float]] = []
+    if fam.surges:
+        base, surges = _surge(frng, estate, base, plans, times, fam.surges)
     faulted = _apply_faults(estate, base, plans, times)
     z = _zscores(estate, base, faulted, interval_s)
     found, fault_changes = _truth_faults(rng, estate, plans, times, z)
@@ -324,24 +492,35 @@ def simulate(
     # processes restart on every deploy and on a memory leak's OOM kill: their counters reset
     restarts = [(c.service, c.ts) for c in fault_changes + herring_changes if c.kind == "deploy"]
     restarts += [(p.root, p.end) for p in plans if p.kind == "memory_leak"]
-    observed = _observe(rng, estate, faulted, times, interval_s, restarts)
+    resets = [
+        (int(frng.integers(len(estate.services))), int(frng.integers(t0 + 600, t0 + n * interval_s)))
+        for _ in range(fam.resets)
+    ]
+    observed = _observe(rng, estate, faulted, times, interval_s, restarts + resets)
+    m = len(estate.services)
+    stamps = np.broadcast_to(times * 1_000_000_000, (m, n))
+    if fam.jitter_s:
+        stamps = stamps + np.rint(frng.uniform(-fam.jitter_s, fam.jitter_s, (m, n)) * 1e9).astype(np.int64)
 
     files = [
-        _write_topology(root, estate),
-        _write_metrics(root, estate, observed, times),
+        _write_topology(root, estate) if fam.topology else None,
+        _write_metrics(root, estate, observed, stamps)
+        if fam.naming == "otel"
+        else _write_named_metrics(root, estate, observed, stamps, fam.naming, interval_s, restarts + resets),
         _write_logs(rng, root, estate, faulted, plans, found, z, times, interval_s),
         _write_events(root, estate, fault_changes + herring_changes),
-        _write_slos(root, estate, base),
+        _write_slos(root, estate, base) if fam.naming == "otel" else None,
     ]
+    per_service = _series_per_service(fam.naming)
     summary = SimulationSummary(
         out=root,
         seed=seed,
         services=services,
-        series=services * SERIES_PER_SERVICE,
-        points=services * SERIES_PER_SERVICE * n,
+        series=services * per_service,
+        points=services * per_service * n,
         faults=tuple(found),
         red_herrings=tuple(herrings),
-        files=tuple(files),
+        files=tuple(f for f in files if f is not None),
     )
     truth = {
         "seed": seed,
@@ -352,6 +531,19 @@ def simulate(
         "faults": [f.to_json() for f in found],
         "red_herrings": [h.to_json() for h in herrings],
     }
+    if not fam.classic:  # the classic truth file stays as it was
+        names = estate.names
+        truth["family"] = fam.to_json()
+        truth["benign"] = [
+            {
+                "kind": "surge",
+                "service": names[i],
+                "start": _rfc3339(a),
+                "end": _rfc3339(b),
+                "factor": round(f, 2),
+            }
+            for i, a, b, f in surges
+        ] + [{"kind": "counter_reset", "service": names[i], "ts": _rfc3339(ts)} for i, ts in sorted(resets)]
     (root / "truth.json").write_text(json.dumps(truth, indent=2) + "\n")
     return summary
 
@@ -392,12 +584,16 @@ class _Estate:
         n_edge = 1 if m < 12 else int(rng.integers(1, 3))
         n_leaf = max(3, min(len(_LEAVES), round(m * 0.3)))
         n_mid = m - n_edge - n_leaf
-        if n_mid > len(_MIDS):  # a big estate: fill the leaves, then a second edge
-            n_leaf = min(len(_LEAVES), n_leaf + n_mid - len(_MIDS))
-            n_mid = len(_MIDS)
+        pool = _MIDS if m <= _CLASSIC_MAX else _MIDS + _MORE_MIDS
+        if m > _CLASSIC_MAX:  # the largest estates: two edges, every leaf, the extra mid tier
+            n_edge, n_leaf = 2, len(_LEAVES)
+            n_mid = m - n_edge - n_leaf
+        if n_mid > len(pool):  # a big estate: fill the leaves, then a second edge
+            n_leaf = min(len(_LEAVES), n_leaf + n_mid - len(pool))
+            n_mid = len(pool)
             n_edge = m - n_mid - n_leaf
         edges = [_EDGES[i] for i in sorted(rng.choice(len(_EDGES), n_edge, replace=False))]
-        mids = [_MIDS[i] for i in sorted(rng.choice(len(_MIDS), n_mid, replace=False))]
+        mids = [pool[i] for i in sorted(rng.choice(len(pool), n_mid, replace=False))]
         # always one database and one cache among the leaves
         must = [int(rng.choice([0, 1, 2, 3])), int(rng.choice([4, 5]))]
         others = [i for i in range(len(_LEAVES)) if i not in must]
@@ -532,28 +728,36 @@ class _Plan:
     cpu: float  # target utilisation (cpu_saturation) or added utilisation (memory_leak)
     memory: float  # added multiple of the root's memory
     description: str
+    scale: float = 1.0  # a family's magnitude: multiplies every effect
 
 
 _DURATION_MIN = {"error_burst": (5, 10), "memory_leak": (40, 100)}
 
 
 def _plan_faults(
-    rng: np.random.Generator, estate: _Estate, times: np.ndarray, interval_s: int, count: int
+    rng: np.random.Generator,
+    estate: _Estate,
+    times: np.ndarray,
+    interval_s: int,
+    count: int,
+    kind_cycle: Sequence[str] = FAULT_KINDS,
+    first_at: int | None = None,
 ) -> list[_Plan]:
     if count == 0:
         return []
-    order = list(rng.permutation(len(FAULT_KINDS)))
-    kinds = [FAULT_KINDS[order[i % len(order)]] for i in range(count)]
+    order = list(rng.permutation(len(kind_cycle)))
+    kinds = [kind_cycle[order[i % len(order)]] for i in range(count)]
     durations = [60 * int(rng.integers(*_DURATION_MIN.get(k, (10, 40)), endpoint=True)) for k in kinds]
     t0, t_end = int(times[0]), int(times[-1]) + interval_s
-    first = t0 + (t_end - t0) // 2 + _LEAD_S
+    first = t0 + (t_end - t0) // 2 + _LEAD_S if first_at is None else first_at
     last = t_end - _TAIL_S
     slack = last - first - sum(durations) - _MIN_GAP_S * (count - 1)
     if slack < 0:
         hours = (last - first) / 3600
         raise ConfigError(
             f"{count} faults need {(sum(durations) + _MIN_GAP_S * (count - 1)) / 3600:.1f} h "
-            f"(90 min apart) but the second half of the run has {hours:.1f} h: use more --days or fewer --faults"
+            f"(90 min apart) but {'the second half of the run' if first_at is None else 'the run after its history'}"
+            f" has {hours:.1f} h: use more --days or fewer --faults"
         )
     gaps = np.floor(rng.dirichlet(np.ones(count + 1)) * slack).astype(np.int64)
     m = len(estate.services)
@@ -617,6 +821,10 @@ def _effect(rng: np.random.Generator, i: int, kind: str, root: int, start: int, 
         err = u(0.15, 0.5)
         what = f"{name} fails {err:.0%} of requests for a few minutes"
         return _Plan(i, kind, root, start, end, 0.0, err, 0.0, 0.0, 0.0, 0.0, what)
+    if kind == "external_outage":
+        err, floor = u(0.2, 0.8), u(1.0, 5.0)
+        what = f"the external API behind {name} fails: {err:.0%} of calls error or time out"
+        return _Plan(i, kind, root, start, end, 0.0, err, u(2.0, 6.0), floor, 0.0, 0.0, what)
     err, lat = u(0.02, 0.08), u(0.4, 1.5)
     what = f"a configuration change to {name} shrinks its connection pool"
     return _Plan(i, kind, root, start, end, 0.0, err, lat, u(0.05, 0.3), 0.0, 0.0, what)
@@ -649,15 +857,15 @@ def _apply_faults(estate: _Estate, base: _Signals, plans: Sequence[_Plan], times
     memory = base.memory.copy()
     for plan in plans:  # one loop per fault, vectorised over time
         sev = _severity(plan, times)
-        r = plan.root
-        own_error[r] += plan.error * sev["error"]
+        r, k = plan.root, plan.scale
+        own_error[r] += min(plan.error * k, 0.9) * sev["error"] if k != 1.0 else plan.error * sev["error"]
         added = np.maximum(plan.latency * base.latency[r], plan.latency_floor) if plan.latency else 0.0
-        own_latency[r] += added * sev["latency"]
+        own_latency[r] += added * sev["latency"] * k if k != 1.0 else added * sev["latency"]
         if plan.kind == "cpu_saturation":
-            cpu[r] += (plan.cpu - base.cpu[r]).clip(0.0) * sev["cpu"]
+            cpu[r] += (plan.cpu - base.cpu[r]).clip(0.0) * sev["cpu"] * (min(k, 1.0) if k != 1.0 else 1.0)
         elif plan.kind == "memory_leak":
-            cpu[r] = np.minimum(cpu[r] + plan.cpu * sev["cpu"], 0.99)
-            memory[r] += plan.memory * base.memory[r] * sev["memory"]
+            cpu[r] = np.minimum(cpu[r] + plan.cpu * k * sev["cpu"], 0.99)
+            memory[r] += plan.memory * k * base.memory[r] * sev["memory"]
     return _Signals(
         rps=base.rps,
         error_fraction=np.clip(base.error_fraction + _propagate(estate.error_share, own_error), 0.0, 0.95),
@@ -666,6 +874,67 @@ def _apply_faults(estate: _Estate, base: _Signals, plans: Sequence[_Plan], times
         memory=memory,
         own_latency=base.own_latency,
     )
+
+
+def _family_plan(rng: np.random.Generator, estate: _Estate, plan: _Plan, magnitude: float) -> _Plan:
+    """A family's plan: its magnitude, and an external outage rooted at an external API's proxy."""
+    plan = replace(plan, scale=magnitude)
+    if plan.kind != "external_outage":
+        return plan
+    external = [i for i, s in enumerate(estate.services) if s.kind == "external"]
+    if not external:  # an estate without external APIs: the dependency that slows is a leaf
+        leaves = [i for i, s in enumerate(estate.services) if not s.depends_on]
+        return replace(plan, kind="slow_dependency", root=int(rng.choice(leaves)))
+    root = int(rng.choice(external))
+    description = plan.description.replace(estate.services[plan.root].name, estate.services[root].name)
+    return replace(plan, root=root, description=description)
+
+
+def _surge(
+    rng: np.random.Generator,
+    estate: _Estate,
+    base: _Signals,
+    plans: Sequence[_Plan],
+    times: np.ndarray,
+    count: int,
+) -> tuple[_Signals, list[tuple[int, int, int, float]]]:
+    """Benign surges: an edge's own traffic x1.5-3 for 10-30 min, at least 45 min from any fault.
+
+    Callees see the extra calls and load-driven signals (CPU, latency) follow, as in a sale or a
+    marketing push: loud, but nothing is broken.
+    """
+    m = len(estate.services)
+    edges = [i for i, s in enumerate(estate.services) if s.consumer_facing]
+    t0, t_end = int(times[0]), int(times[-1])
+    picked: list[tuple[int, int, int, float]] = []
+    for _ in range(100):
+        if len(picked) >= count or t_end - t0 < 4 * 3600:
+            break
+        start = int(rng.integers(t0 + 3600, t_end - 3600))
+        end = start + 60 * int(rng.integers(10, 31))
+        clear = all(end + 45 * 60 < p.start or start > p.end + 45 * 60 for p in plans)
+        if clear and all(end + 1800 < a or start > b + 1800 for _, a, b, _ in picked):
+            picked.append((int(rng.choice(edges)), start, end, float(rng.uniform(1.5, 3.0))))
+    if not picked:
+        return base, []
+    factor = np.ones((m, times.size))
+    for i, a, b, f in picked:  # a quick ramp up and down, 3 min each side
+        up = np.clip((times - a) / 180.0, 0.0, 1.0) * np.clip((b - times) / 180.0, 0.0, 1.0)
+        factor[i] *= 1.0 + (f - 1.0) * up
+    own = (np.eye(m) - estate.calls.T) @ base.rps
+    mean = base.rps.mean(axis=1, keepdims=True)
+    rps = np.linalg.solve(np.eye(m) - estate.calls.T, own * factor)
+    load = rps / mean
+    own_latency = estate.own_latency[:, None] * (1.0 + 0.3 * (load - 1.0))
+    signals = _Signals(
+        rps=rps,
+        error_fraction=base.error_fraction,
+        latency=_propagate(estate.latency_share, own_latency),
+        cpu=np.clip(estate.cpu[:, None] * (0.45 + 0.55 * load), 0.01, 0.95),
+        memory=estate.memory[:, None] * (1.0 + 0.03 * (load - 1.0)),
+        own_latency=own_latency,
+    )
+    return signals, sorted(picked, key=lambda p: p[1])
 
 
 def _zscores(estate: _Estate, base: _Signals, faulted: _Signals, interval_s: int) -> np.ndarray:
@@ -815,6 +1084,8 @@ def _observe(
         "latency": latency,
         "cpu": np.clip(cpu, 0.005, 1.0),
         "memory": np.rint(memory).astype(np.int64),
+        "requests": total,  # per interval (the namings with histograms count from these)
+        "errors": errors,
     }
 
 
@@ -980,6 +1251,11 @@ _FAULT_LOGS: dict[str, tuple[tuple[tuple[int, str], str], ...]] = {
         (_ERROR, "connection reset by peer while writing response (request_id={id})"),
         (_ERROR, "failed to acquire lock {res}-{m}: deadlock detected"),
         (_ERROR, "request failed with 503: too many open files"),
+    ),
+    "external_outage": (
+        (_ERROR, "POST https://api.{res}.example/v2/charge failed: 503 Service Unavailable"),
+        (_ERROR, "upstream request timeout after {slow}ms (cluster: {res}_upstream)"),
+        (_WARN, "circuit breaker for {res}_upstream opened after {m} consecutive failures"),
     ),
     "config_change": (
         (_ERROR, "connection pool exhausted (max=8, waiting={n})"),
@@ -1182,8 +1458,11 @@ def _write_topology(root: Path, estate: _Estate) -> Path:
     return path
 
 
-def _write_metrics(root: Path, estate: _Estate, observed: dict[str, np.ndarray], times: np.ndarray) -> Path:
-    """One ``ExportMetricsServiceRequest`` per sample time, one resource per service."""
+def _write_metrics(root: Path, estate: _Estate, observed: dict[str, np.ndarray], stamps: np.ndarray) -> Path:
+    """One ``ExportMetricsServiceRequest`` per sample time, one resource per service.
+
+    ``stamps`` holds each service's sample times in nanoseconds (services x samples).
+    """
 
     def status(cls: str) -> str:
         return '[{"key":"status_class","value":{"stringValue":"' + cls + '"}}]'
@@ -1212,12 +1491,13 @@ def _write_metrics(root: Path, estate: _Estate, observed: dict[str, np.ndarray],
     lat, cpu, mem = observed["latency"].tolist(), observed["cpu"].tolist(), observed["memory"].tolist()
     started = (observed["started"] * 1_000_000_000).tolist()
     path = root / "metrics" / "services.jsonl"
+    stamp = np.asarray(stamps).tolist()
     with path.open("w", encoding="utf-8") as fh:
-        for k, t in enumerate((times * 1_000_000_000).tolist()):
+        for k in range(len(stamp[0]) if stamp else 0):
             blocks = [
                 tpl
                 % {
-                    "t": t,
+                    "t": stamp[s][k],
                     "start": started[s][k],
                     "ok": ok[s][k],
                     "err": err[s][k],
@@ -1227,6 +1507,125 @@ def _write_metrics(root: Path, estate: _Estate, observed: dict[str, np.ndarray],
                 }
                 for s, tpl in enumerate(templates)
             ]
+            fh.write('{"resourceMetrics":[' + ",".join(blocks) + "]}\n")
+    return path
+
+
+#: histogram bucket bounds, seconds (a subset of the Prometheus client defaults)
+BUCKETS = (0.01, 0.05, 0.1, 0.5, 1.0, 5.0)
+_REQUEST_SIGMA = 0.5  # lognormal spread of one request's latency around the median
+_Z99 = 2.3263478740408408  # standard normal 99th percentile
+
+
+def _since_restart(
+    per_interval: np.ndarray, times: np.ndarray, restarts: Sequence[tuple[int, int]]
+) -> np.ndarray:
+    """Running totals (services x samples [x buckets]) that drop to zero at each restart."""
+    totals = np.cumsum(per_interval, axis=1)
+    for service, at in sorted(restarts):
+        after = times >= at
+        if after.any():
+            first = int(np.argmax(after))
+            if first:
+                totals[service, first:] -= totals[service, first - 1]
+    return totals
+
+
+def _write_named_metrics(
+    root: Path,
+    estate: _Estate,
+    observed: dict[str, np.ndarray],
+    stamps: np.ndarray,
+    naming: str,
+    interval_s: int,
+    restarts: Sequence[tuple[int, int]],
+) -> Path:
+    """The families' namings, as OTLP/JSON lines (one request per sample time, a resource per service).
+
+    ``otel-histogram``: ``http.server.request.duration`` (unit s) histograms per
+    ``status_class``, plus the classic CPU and memory gauges. ``prometheus``: the
+    ``http_requests_total{code}`` counter, the ``http_request_duration_seconds`` histogram
+    (``_bucket``/``_sum``/``_count`` once ingested), a ``process_cpu_seconds_total`` counter and the
+    ``process_resident_memory_bytes`` gauge, as a Prometheus receiver passes them on. Bucket
+    counts come from the p99 the simulator models: one request's latency is lognormal
+    around ``p99 / exp(2.33 * 0.5)``.
+    """
+    from scipy.special import ndtr
+
+    times = stamps[0] // 1_000_000_000 if len(stamps) else np.zeros(0, dtype=np.int64)
+    median = observed["latency"] / np.exp(_Z99 * _REQUEST_SIGMA)
+    below = ndtr((np.log(np.asarray(BUCKETS))[None, None, :] - np.log(median)[:, :, None]) / _REQUEST_SIGMA)
+    mean = median * np.exp(_REQUEST_SIGMA**2 / 2)
+    classes = {"2xx": observed["requests"] - observed["errors"], "5xx": observed["errors"]}
+    hist: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+    classes_hist = {"": observed["requests"]} if naming == "prometheus" else classes
+    for cls, count in classes_hist.items():
+        cumulative = np.rint(count[:, :, None] * below).astype(np.int64)  # per interval, <= each bound
+        per_bucket = np.diff(np.concatenate([cumulative, count[:, :, None]], axis=2), axis=2, prepend=0)
+        hist[cls] = (
+            _since_restart(per_bucket, times, restarts),
+            _since_restart(count * mean, times, restarts),
+            _since_restart(count, times, restarts),
+        )
+    started = (observed["started"] * 1_000_000_000).tolist()
+    bounds = ",".join(repr(b) for b in BUCKETS)
+
+    def histogram_point(cls: str, s: int, k: int, t: int, attributes: str) -> str:
+        buckets, total, count = hist[cls]
+        return (
+            f'{{"attributes":{attributes},"startTimeUnixNano":"{started[s][k]}","timeUnixNano":"{t}",'
+            f'"count":"{count[s, k]}","sum":{total[s, k]:.6f},'
+            f'"bucketCounts":[{",".join(f"{c}" for c in buckets[s, k])}],"explicitBounds":[{bounds}]}}'
+        )
+
+    def attr(key: str, value: str) -> str:
+        return f'[{{"key":"{key}","value":{{"stringValue":"{value}"}}}}]'
+
+    ok = _since_restart(classes["2xx"], times, restarts)
+    err = _since_restart(classes["5xx"], times, restarts)
+    cpu_seconds = _since_restart(observed["cpu"] * interval_s, times, restarts)
+    cpu, mem = observed["cpu"], observed["memory"]
+    stamp = np.asarray(stamps).tolist()
+    path = root / "metrics" / "services.jsonl"
+    with path.open("w", encoding="utf-8") as fh:
+        for k in range(len(times)):
+            blocks = []
+            for s, svc in enumerate(estate.services):
+                t = stamp[s][k]
+                head = (
+                    '{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"'
+                    + svc.name
+                    + '"}}]},'
+                    '"scopeMetrics":[{"scope":{"name":"opsloop.simulator"},"metrics":['
+                )
+                if naming == "prometheus":
+                    metrics = [
+                        '{"name":"http_requests_total","unit":"","sum":{"aggregationTemporality":2,"isMonotonic":true,'
+                        f'"dataPoints":[{{"attributes":{attr("code", "200")},"startTimeUnixNano":"{started[s][k]}",'
+                        f'"timeUnixNano":"{t}","asInt":"{ok[s, k]}"}},'
+                        f'{{"attributes":{attr("code", "500")},"startTimeUnixNano":"{started[s][k]}",'
+                        f'"timeUnixNano":"{t}","asInt":"{err[s, k]}"}}]}}}}',
+                        '{"name":"http_request_duration_seconds","unit":"","histogram":{"aggregationTemporality":2,'
+                        f'"dataPoints":[{histogram_point("", s, k, t, "[]")}]}}}}',
+                        '{"name":"process_cpu_seconds_total","unit":"","sum":{"aggregationTemporality":2,'
+                        f'"isMonotonic":true,"dataPoints":[{{"startTimeUnixNano":"{started[s][k]}",'
+                        f'"timeUnixNano":"{t}","asDouble":{cpu_seconds[s, k]:.3f}}}]}}}}',
+                        '{"name":"process_resident_memory_bytes","unit":"","gauge":{"dataPoints":['
+                        f'{{"timeUnixNano":"{t}","asInt":"{mem[s, k]}"}}]}}}}',
+                    ]
+                else:
+                    points = ",".join(
+                        histogram_point(cls, s, k, t, attr("status_class", cls)) for cls in ("2xx", "5xx")
+                    )
+                    metrics = [
+                        '{"name":"http.server.request.duration","unit":"s","histogram":{"aggregationTemporality":2,'
+                        f'"dataPoints":[{points}]}}}}',
+                        '{"name":"process.cpu.utilization","unit":"1","gauge":{"dataPoints":['
+                        f'{{"timeUnixNano":"{t}","asDouble":{cpu[s, k]:.4f}}}]}}}}',
+                        '{"name":"process.memory.usage","unit":"By","gauge":{"dataPoints":['
+                        f'{{"timeUnixNano":"{t}","asInt":"{mem[s, k]}"}}]}}}}',
+                    ]
+                blocks.append(head + ",".join(metrics) + "]}]}")
             fh.write('{"resourceMetrics":[' + ",".join(blocks) + "]}\n")
     return path
 

@@ -33,6 +33,7 @@ EXPECTED_KIND: dict[str, frozenset[str]] = {
     "memory_leak": frozenset({"resource"}),
     "slow_dependency": frozenset({"dependency", "external"}),
     "error_burst": frozenset({"code", "dependency", "external"}),
+    "external_outage": frozenset({"external", "dependency"}),
 }
 
 

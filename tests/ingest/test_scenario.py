@@ -181,10 +181,20 @@ def test_open_scenario_parses_topology_truth_and_lists_files(tmp_path: Path) -> 
     assert [p.name for p in sc.metrics] == ["db.jsonl", "queue.csv", "web.jsonl"]
 
 
+def test_a_scenario_without_a_topology_file_opens_with_no_call_graph(tmp_path: Path) -> None:
+    build(tmp_path)
+    (tmp_path / "topology.yaml").unlink()
+    sc = open_scenario(tmp_path)
+    assert sc.topology == []
+    assert [p.name for p in sc.metrics] == ["db.jsonl", "queue.csv", "web.jsonl"]
+    assert sum(s.rows for s in sc.slices()) > 0, "its signals still replay"
+
+
 @pytest.mark.parametrize(
     ("mutate", "error", "names"),
     [
-        (lambda root: (root / "topology.yaml").unlink(), ConfigError, "topology.yaml"),
+        (lambda root: (root / "topology.yaml").unlink() or (root / "topology.yaml").mkdir(), ConfigError,
+         "topology.yaml"),
         (lambda root: (root / "topology.yaml").write_text("services: [{name: web, tier: 9}]"), SchemaError,
          "topology.yaml: services[0].tier"),
         (lambda root: (root / "metrics" / "notes.txt").write_text("x"), ConfigError, "metrics/notes.txt"),
@@ -192,7 +202,7 @@ def test_open_scenario_parses_topology_truth_and_lists_files(tmp_path: Path) -> 
         (lambda root: (root / "truth.json").write_text('{"faults": [{"start": "yesterday"}]}'), SchemaError,
          "truth.json: faults[0].start"),
     ],
-    ids=["no-topology", "bad-tier", "stray-file", "truth-not-json", "truth-bad-time"],
+    ids=["topology-not-a-file", "bad-tier", "stray-file", "truth-not-json", "truth-bad-time"],
 )  # fmt: skip
 def test_layout_errors_name_the_file(tmp_path: Path, mutate: Any, error: type[Exception], names: str) -> None:
     build(tmp_path)
