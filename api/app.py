@@ -45,6 +45,8 @@ ROUTERS = (
     "am_silences",
     "sql",
     "bootstrap",
+    "runbooks",
+    "actions",
 )
 VERSION = "0.1.0"
 

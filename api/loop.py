@@ -19,9 +19,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from api.problem_backlog import BacklogFiler
 from core import retention
+from core.model import Hypothesis
 from core.settings import Settings
 from core.store import Store
 from core.topology import Topology
@@ -35,6 +37,7 @@ from ingest.queue import IngestQueue
 from ingest.span_metrics import SpanDeriver
 from resolve.operations import OperationsGauges
 from resolve.problems import ProblemConfig, ProblemManager
+from resolve.remediation import Remediation
 from slo.engine import PolicyHook, SloEngine, default_policy
 
 __all__ = ["Loop", "assemble"]
@@ -60,6 +63,8 @@ class Loop:
     spans: SpanDeriver | None = None
     span_worker: Worker | None = None
     retention: Worker | None = None
+    # --- Resolve: runbook plans, their execution and verification
+    remediation: Remediation | None = None
 
     def start(self) -> None:
         """Run every stage on its worker (the server's wall-clock mode)."""
@@ -75,6 +80,8 @@ class Loop:
             self.problems.start()
         if self.operations is not None:
             self.operations.start()
+        if self.remediation is not None:
+            self.remediation.start()
         # --- Traces
         if self.span_worker is not None:
             self.span_worker.start()
@@ -100,6 +107,8 @@ class Loop:
             self.problems.stop()
         if self.operations is not None:
             self.operations.stop()
+        if self.remediation is not None:
+            self.remediation.stop()
 
 
 def assemble(
@@ -136,6 +145,26 @@ def assemble(
     loop.problems = ProblemManager(store, ProblemConfig.from_settings(settings), filer=loop.backlog_filer)
     incidents.add_listener(loop.problems.request)
     loop.operations = OperationsGauges(store)
+    # --- Resolve: runbooks planned as incidents open and diagnoses change; executed live only (a
+    # replay records plans); SLO burn is injected here because slo comes after resolve
+    loop.remediation = Remediation(
+        store,
+        settings,
+        transition=incidents.transition,
+        note=incidents.note,
+        burning=lambda services: [s.slo for s in slos.last if s.service in services and s.alerts],
+        execute=live,
+    )
+    incidents.add_listener(loop.remediation.request)
+    deliver = diagnoses.deliver
+
+    def deliver_and_plan(incident_id: str, hypotheses: Sequence[Hypothesis], at: datetime) -> object:
+        found = deliver(incident_id, hypotheses, at)
+        assert loop.remediation is not None
+        loop.remediation.request([(incident_id, at)])
+        return found
+
+    diagnoses.deliver = deliver_and_plan
     if live:
         loop.queue = IngestQueue(
             store,

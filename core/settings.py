@@ -166,3 +166,16 @@ class Settings(BaseSettings):
     mattermost_token: SecretStr = Field(
         default=SecretStr(""), description="Mattermost slash command token ('' = off)"
     )
+    # runbook execution (issue 15, resolve.executor): guard rails shared by every runbook
+    resolve_allowed_commands: str = Field(
+        default="", description="comma-separated absolute paths a command step may run ('' = none)"
+    )
+    resolve_paused: bool = Field(default=False, description="kill switch: no runbook step runs")
+    resolve_cdevents_sink: str = Field(default="", description="URL cdevent steps post CloudEvents to")
+    resolve_service_max_runs_per_hour: int = Field(default=6, ge=1, description="automated runs per service")
+    resolve_service_max_concurrent: int = Field(default=1, ge=1, description="runs at once per service")
+    resolve_budget_actions: int = Field(
+        default=20, ge=1, description="blast radius: automated steps per window across the estate"
+    )
+    resolve_budget_window_s: float = Field(default=3600.0, gt=0.0, description="blast-radius window")
+    resolve_retry_wait_s: float = Field(default=1.0, ge=0.0, description="first back-off between retries")

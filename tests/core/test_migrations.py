@@ -12,7 +12,7 @@ from core.store import MIGRATION_STAGES, MIGRATIONS, Store, discover_migrations
 ROOT = Path(__file__).resolve().parents[2]
 
 #: Which stage's folder each migration lives in.
-OWNERS = {1: "core", 2: "detect", 3: "detect/incidents", 4: "slo", 5: "diagnose", 6: "resolve", 7: "core", 8: "resolve"}  # fmt: skip
+OWNERS = {1: "core", 2: "detect", 3: "detect/incidents", 4: "slo", 5: "diagnose", 6: "resolve", 7: "core", 8: "resolve", 9: "resolve"}  # fmt: skip
 
 #: Every table the five migrations created when they were one list in ``core/store.py``.
 TABLES = {
@@ -21,10 +21,12 @@ TABLES = {
     "incidents", "incident_timeline", "silences", "maintenance_windows", "notifications", "slos",
     "slo_snapshots", "backlog_items", "backlog_deliveries", "known_errors", "schema_migrations",
     "problems", "problem_incidents", "problem_events", "spans", "audit_log", "audit_head", "learned_edges",
+    "runbooks", "resolve_plans", "resolve_actions", "resolve_outbox", "resolve_control",
 }  # fmt: skip
 INDEXES = {
     "external_alerts_dedup", "anomalies_series_ts", "alerts_incident", "alerts_fingerprint",
     "incident_timeline_incident", "notifications_status", "slo_snapshots_slo_at", "problem_incidents_problem",
+    "resolve_plans_incident", "resolve_actions_incident",
 }  # fmt: skip
 DESCRIPTIONS = {
     1: "signals, topology, external alerts, tokens",
@@ -35,6 +37,7 @@ DESCRIPTIONS = {
     6: "Problems: recurring incidents grouped under one cause, their members and lifecycle events",
     7: "spans (OTLP traces, Zipkin v2)",
     8: "audit log: hash-chained, append-only record of Resolve's plans, approvals, actions and verdicts",
+    9: "Runbooks: the versioned catalog, plans (a dry run per incident and runbook), actions (each step's execution) and the outbox of steps to run",
 }
 
 

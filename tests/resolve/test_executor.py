@@ -1,0 +1,300 @@
+"""Planning and execution on a real store: modes, literal argv, allowlist, hosts, retries, limits,
+kill switch, no repeats, and an outbox that survives a restart."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from core.model import Hypothesis, HypothesisKind, IncidentStatus
+from core.settings import Settings
+from core.store import Store
+from detect.incidents import repository as incidents_repo
+from resolve import actions_repository as repo
+from resolve.audit import entries
+from resolve.remediation import Remediation
+from tests.resolve.resolving import ArgvScript, Clock, Recorder, runbook, seed_incident
+
+
+@pytest.fixture
+def script(tmp_path: Path) -> ArgvScript:
+    return ArgvScript.create(tmp_path)
+
+
+def _remediation(store: Store, script: ArgvScript, rec: Recorder, clock: Clock | None = None, **over: object) -> Remediation:  # fmt: skip
+    s = Settings(db=":memory:", resolve_allowed_commands=str(script.path), resolve_retry_wait_s=0.0)
+    return Remediation(store, s.model_copy(update=over), note=rec.note, transition=rec.transition,
+                       clock=clock or Clock())  # fmt: skip
+
+
+def _cmd(script: ArgvScript, name: str, *args: str, retries: int = 0) -> dict[str, object]:
+    return {"name": name, "command": [str(script.path), *args], "retries": retries}
+
+
+@pytest.fixture
+def store() -> Iterator[Store]:
+    with Store(":memory:") as s:
+        yield s
+
+
+def test_autonomous_runs_every_step_then_mitigates(store: Store, script: ArgvScript) -> None:
+    rec = Recorder()
+    r = _remediation(store, script, rec)
+    r.catalog.load_text(
+        runbook("two", [_cmd(script, "one", "{{ incident.id }}"), _cmd(script, "two", "{{ service }}")]), "t"
+    )
+    seed_incident(store, "I-auto")
+    r.request([("I-auto", Clock().now)])
+    r.run_pending()
+    assert script.calls() == [["I-auto"], ["cart"]]
+    acts = repo.actions(store, incident="I-auto")
+    assert [(a.step, a.status, a.attempts) for a in acts] == [
+        ("one", "succeeded", 1),
+        ("two", "succeeded", 1),
+    ]
+    assert repo.plans(store, incident="I-auto")[0].status == "verifying"
+    assert rec.moves[-1][:2] == ("I-auto", IncidentStatus.MITIGATED)
+    kinds = [e.kind for e in entries(store)]
+    assert kinds.count("plan") == 1 and kinds.count("execution") == 2 and kinds.count("output") == 2
+
+
+def test_suggest_only_shows_and_approve_waits_for_a_decision(store: Store, script: ArgvScript) -> None:
+    rec = Recorder()
+    r = _remediation(store, script, rec)
+    r.catalog.load_text(runbook("shown", [_cmd(script, "s", "x")], mode="suggest"), "t")
+    r.catalog.load_text(runbook("asked", [_cmd(script, "a", "{{ incident.id }}")], mode="approve"), "t")
+    seed_incident(store, "I-modes")
+    r.request([("I-modes", Clock().now)])
+    r.run_pending()
+    assert script.calls() == []
+    by_runbook = {p.runbook: p for p in repo.plans(store, incident="I-modes")}
+    assert by_runbook["shown"].status == "suggested" and by_runbook["shown"].steps[0]["argv"][1:] == ["x"]
+    assert by_runbook["asked"].status == "pending_approval"
+    waiting = repo.actions(store, incident="I-modes")
+    assert [(a.runbook, a.status) for a in waiting] == [("asked", "pending_approval")]
+    r.executor.approve(waiting[0].id, "alice")
+    r.run_pending()
+    assert script.calls() == [["I-modes"]]
+    assert repo.actions(store, ids=[waiting[0].id])[0].approved_by == "alice"
+
+
+def test_a_rejected_plan_never_runs(store: Store, script: ArgvScript) -> None:
+    r = _remediation(store, script, Recorder())
+    r.catalog.load_text(runbook("asked", [_cmd(script, "a", "x")], mode="approve"), "t")
+    seed_incident(store, "I-reject")
+    r.request([("I-reject", Clock().now)])
+    r.run_pending()
+    a = repo.actions(store, incident="I-reject")[0]
+    assert r.executor.reject(a.id, "bob").status == "rejected"
+    r.run_pending()
+    assert script.calls() == [] and repo.plans(store, incident="I-reject")[0].status == "rejected"
+
+
+_PIECES = [
+    *list("$()`;|&<>'\"\\ */.~!#{}[]?\t-"),
+    "../",
+    "é",
+    "日本",
+    "\u202e",
+    "$(id)",
+    "${IFS}",
+    "%s",
+    "{{ 7*7 }}",
+]
+_hostile = (
+    st.lists(st.sampled_from(_PIECES), min_size=1, max_size=12).map("".join)
+    | st.text(
+        st.characters(exclude_characters="\x00\n\r", exclude_categories=["Cs"]), min_size=1, max_size=30
+    )
+    | st.sampled_from(
+        ["$(touch /tmp/pwned)", "`id`", "; rm -rf /", "../../etc/passwd", "' OR '1'='1", "--help"]
+    )
+)
+_ids = itertools.count()
+
+
+@settings(max_examples=30)
+@given(label=_hostile, annotation=_hostile)
+def test_hostile_label_and_annotation_values_reach_a_command_as_single_literal_argv_elements(
+    tmp_path_factory: pytest.TempPathFactory, label: str, annotation: str
+) -> None:
+    script = ArgvScript.create(tmp_path_factory.mktemp("argv"))
+    with Store(":memory:") as store:
+        r = _remediation(store, script, Recorder())
+        r.catalog.load_text(
+            runbook("echo", [_cmd(script, "e", "{{ labels.pod }}", "{{ annotations.summary }}")]), "t"
+        )
+        iid = f"I-h{next(_ids)}"
+        seed_incident(store, iid, labels={"pod": label}, annotations={"summary": annotation})
+        r.request([(iid, Clock().now)])
+        r.run_pending()
+        assert script.calls() == [[label, annotation]]
+        assert repo.actions(store, incident=iid)[0].rendered["argv"][1:] == [label, annotation]
+
+
+def test_a_command_off_the_allowlist_never_runs(store: Store, script: ArgvScript) -> None:
+    rec = Recorder()
+    r = _remediation(store, script, rec)
+    r.catalog.load_text(runbook("echo", [_cmd(script, "e", "x")]), "t")
+    seed_incident(store, "I-allow")
+    # the allowlist shrinks after the runbook was loaded: the stored runbook no longer plans ...
+    narrowed = _remediation(store, script, rec, resolve_allowed_commands="/bin/true")
+    narrowed.request([("I-allow", Clock().now)])
+    narrowed.run_pending()
+    assert repo.plans(store, incident="I-allow") == []
+    # ... and a plan made before the change does not run either
+    r.request([("I-allow", Clock().now)])
+    r.planner.plan("I-allow")
+    narrowed.executor.run_pending()
+    a = repo.actions(store, incident="I-allow")[0]
+    assert a.status == "failed" and "not on OPSLOOP_RESOLVE_ALLOWED_COMMANDS" in a.error
+    assert script.calls() == []
+
+
+def test_an_http_step_goes_only_to_its_runbooks_hosts(store: Store, script: ArgvScript) -> None:
+    r = _remediation(store, script, Recorder())
+    r.catalog.load_text(runbook("hook", [{"name": "h", "http": {"url": "http://deployer.invalid/x"}}]), "t")
+    seed_incident(store, "I-host")
+    r.planner.plan("I-host")
+    a = repo.actions(store, incident="I-host")[0]
+    # a stored request changed behind our back still cannot leave the runbook's hosts
+    tampered = {**a.rendered, "request": {**a.rendered["request"], "url": "http://127.0.0.1:9/steal"}}
+    with store.transaction() as con:
+        repo.update_action(con, a.id, rendered=json.dumps(tampered))
+    r.executor.run_pending()
+    done = repo.actions(store, ids=[a.id])[0]
+    assert done.status == "failed" and "'127.0.0.1' is not one the runbook names" in done.error
+
+
+@pytest.mark.parametrize(
+    ("code", "attempts"), [("exit75", 3), ("exit1", 1)], ids=["recoverable", "permanent"]
+)
+def test_a_failing_step_retries_only_when_recoverable_then_stops_the_plan(
+    store: Store, script: ArgvScript, code: str, attempts: int
+) -> None:
+    rec = Recorder()
+    r = _remediation(store, script, rec)
+    r.catalog.load_text(
+        runbook("flaky", [_cmd(script, "f", code, retries=2), _cmd(script, "after", "no")]), "t"
+    )
+    seed_incident(store, "I-fail")
+    r.planner.plan("I-fail")
+    r.run_pending()
+    assert script.calls() == [[code]] * attempts
+    acts = repo.actions(store, incident="I-fail")
+    assert [(a.step, a.status, a.attempts) for a in acts] == [("f", "failed", attempts)]
+    assert repo.plans(store, incident="I-fail")[0].status == "failed"
+    assert any("failed after" in t and "escalated" in t for _, t in rec.notes)
+
+
+def test_limits_per_runbook_and_the_blast_radius_budget_block_and_say_why(
+    store: Store, script: ArgvScript
+) -> None:
+    rec = Recorder()
+    r = _remediation(store, script, rec, resolve_budget_actions=3)
+    r.catalog.load_text(runbook("once", [_cmd(script, "o", "{{ incident.id }}")], limits={"max_runs_per_hour": 1},
+                                match={"service": "cart|shop"}), "t")  # fmt: skip
+    r.catalog.load_text(
+        runbook("wide", [_cmd(script, "w", "{{ incident.id }}")], match={"service": "web.*"}), "t"
+    )
+    seed_incident(store, "I-l1")
+    seed_incident(store, "I-l2", service="shop")
+    for iid in ("I-l1", "I-l2"):
+        r.planner.plan(iid)
+    r.run_pending()
+    assert script.calls() == [["I-l1"]]
+    blocked = repo.plans(store, incident="I-l2")[0]
+    assert blocked.status == "blocked" and "ran 1 times in the last hour" in blocked.error
+    for i in range(4):
+        seed_incident(store, f"I-w{i}", service=f"web{i}")
+        r.planner.plan(f"I-w{i}")
+    r.run_pending()
+    assert [c[0] for c in script.calls()] == ["I-l1", "I-w0", "I-w1"]  # 3 automated actions: budget spent
+    assert "blast-radius budget" in repo.plans(store, incident="I-w2")[0].error
+
+
+def test_the_kill_switch_stops_everything_until_resumed(store: Store, script: ArgvScript) -> None:
+    r = _remediation(store, script, Recorder(), resolve_paused=True)
+    r.catalog.load_text(runbook("echo", [_cmd(script, "e", "x")]), "t")
+    seed_incident(store, "I-kill")
+    r.request([("I-kill", Clock().now)])
+    r.run_pending()
+    assert script.calls() == [] and r.executor.paused
+    r.executor.resume("admin")
+    r.run_pending()
+    assert script.calls() == [["x"]]
+    r.executor.pause("oncall")
+    assert r.executor.paused
+
+
+def test_the_same_plan_is_not_repeated_while_the_incident_stays_open(
+    store: Store, script: ArgvScript
+) -> None:
+    r = _remediation(store, script, Recorder())
+    r.catalog.load_text(runbook("hyp", [_cmd(script, "e", "{{ hypothesis.service }}")]), "t")
+    seed_incident(store, "I-rep")
+    for _ in range(3):
+        r.request([("I-rep", Clock().now)])
+        r.run_pending()
+    assert script.calls() == [[""]]
+    # the leading hypothesis changes: the plan differs, so it is made (and runs) again
+    incidents_repo.save_hypotheses(
+        store, "I-rep", [Hypothesis(1, "cart", HypothesisKind.RESOURCE, 0.9)], Clock().now
+    )
+    with store.transaction() as con:  # the previous run finished verifying
+        repo.update_plan(con, repo.plans(store, incident="I-rep")[0].id, status="restored")
+    r.request([("I-rep", Clock().now)])
+    r.run_pending()
+    assert script.calls() == [[""], ["cart"]]
+
+
+def test_a_restart_mid_plan_neither_repeats_nor_loses_a_step(tmp_path: Path, script: ArgvScript) -> None:
+    db = str(tmp_path / "restart.duckdb")
+    steps = [_cmd(script, n, n) for n in ("one", "two", "three")]
+    with Store(db) as store:
+        r = _remediation(store, script, Recorder())
+        r.catalog.load_text(runbook("three", steps), "t")
+        seed_incident(store, "I-restart")
+        r.planner.plan("I-restart")
+        r.executor.run_pending()  # one round: the first step only (the second is enqueued by it)
+        assert script.calls() == [["one"]]
+    with Store(db) as store:  # the process died and came back
+        r = _remediation(store, script, Recorder())
+        while r.executor.run_pending():
+            pass
+        assert script.calls() == [["one"], ["two"], ["three"]]
+        acts = repo.actions(store, incident="I-restart")
+        assert [(a.step, a.status) for a in acts] == [
+            ("one", "succeeded"),
+            ("two", "succeeded"),
+            ("three", "succeeded"),
+        ]
+        assert repo.outbox(store) == []
+
+
+def test_a_refused_value_fails_the_plan_and_the_incident_notes_why(store: Store, script: ArgvScript) -> None:
+    rec = Recorder()
+    r = _remediation(store, script, rec)
+    r.catalog.load_text(runbook("echo", [_cmd(script, "e", "{{ labels.pod }}")]), "t")
+    seed_incident(store, "I-nl", labels={"pod": "a\nb"})
+    r.planner.plan("I-nl")
+    r.run_pending()
+    plan = repo.plans(store, incident="I-nl")[0]
+    assert plan.status == "refused" and "NUL or newline" in plan.error
+    assert any("refused" in t for _, t in rec.notes) and script.calls() == []
+
+
+def test_replay_records_plans_but_executes_nothing(store: Store, script: ArgvScript) -> None:
+    s = Settings(db=":memory:", resolve_allowed_commands=str(script.path))
+    r = Remediation(store, s, execute=False)
+    r.catalog.load_text(runbook("echo", [_cmd(script, "e", "x")]), "t")
+    seed_incident(store, "I-replay")
+    r.request([("I-replay", Clock().now)])
+    r.run_pending()
+    assert script.calls() == [] and [p.status for p in repo.plans(store, incident="I-replay")] == ["queued"]
