@@ -64,7 +64,9 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         loop = assemble(db, settings)
         app.state.loop = loop
         app.state.queue = loop.queue
-        app.state.remote_write = RemoteWriteDecoder(settings.max_body_bytes, known_series=db.known_series)
+        app.state.remote_write = RemoteWriteDecoder(
+            settings.max_body_bytes, known_series=db.known_series, derive_rates=True
+        )
         app.state.engine = loop.engine
         app.state.incidents = loop.incidents
         app.state.diagnoses = loop.diagnoses

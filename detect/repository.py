@@ -17,6 +17,7 @@ from numpy.typing import NDArray
 
 from core.model import Anomaly
 from core.store import Store
+from ingest.rates import CUMULATIVE_SQL
 
 __all__ = [
     "Anomaly",
@@ -54,11 +55,16 @@ class Feedback:
 
 
 def read_points(store: Store, start: int, end: int, since: datetime | None = None) -> pa.Table:
-    """Points with rowids in ``[start, end)``, in commit order (optionally only ``ts >= since``)."""
+    """Points with rowids in ``[start, end)``, in commit order (optionally only ``ts >= since``).
+
+    Raw running totals (counters, histogram parts) are left out: their ``:rate`` series,
+    which ingest derives, are what detection scores.
+    """
     extra = " AND ts >= ?" if since is not None else ""
     params: list[Any] = [start, end] + ([since] if since is not None else [])
     return store.arrow(
-        f"SELECT series_id, ts, value FROM points WHERE rowid >= ? AND rowid < ?{extra} ORDER BY rowid",
+        f"SELECT series_id, ts, value FROM points WHERE rowid >= ? AND rowid < ?{extra} "
+        f"AND series_id NOT IN (SELECT series_id FROM series WHERE {CUMULATIVE_SQL}) ORDER BY rowid",
         params,
     )
 

@@ -20,8 +20,12 @@ Prometheus' ``rate()`` semantics, sample by sample:
 
 Rates become new series named ``<name without _total>:rate`` (the Prometheus recording
 rule convention ``level:metric:operation``, minus the level), with the counter's labels,
-kind ``gauge`` and unit ``<unit>/s`` (``1/s`` for dimensionless counters). The counter's
-own series and points are replaced by the rate's.
+kind ``gauge`` and unit ``<unit>/s`` (``1/s`` for dimensionless counters). By default the
+counter's own series and points are replaced by the rate's; with ``keep_raw`` (the live
+server, whose PromQL API needs the raw counters for ``rate()``) both are kept, and
+detection skips the raw cumulative series (``CUMULATIVE_SQL``) to score the rates only.
+With ``histograms`` the ``_count`` and ``_sum`` of histograms and summaries (cumulative
+too) get rates as well: request rate and the rate of the observed total.
 """
 
 from __future__ import annotations
@@ -37,9 +41,31 @@ from core.model import MetricKind
 from core.series import series_id
 from ingest.points import LabelItems, series_table
 
-__all__ = ["CumulativeToRate", "rate_name", "rate_unit"]
+__all__ = ["CUMULATIVE_SQL", "CumulativeToRate", "is_cumulative", "rate_name", "rate_unit"]
 
 _COUNTER = MetricKind.COUNTER.value
+_PARTS = (MetricKind.HISTOGRAM.value, MetricKind.SUMMARY.value)
+_CUMULATIVE_SUFFIXES = ("_bucket", "_count", "_sum")
+
+#: SQL over ``series`` true for raw cumulative series (counters, and histogram/summary
+#: ``_bucket``/``_count``/``_sum``): values that only make sense as rates, never as levels.
+CUMULATIVE_SQL = (
+    "(kind = 'counter' OR (kind IN ('histogram', 'summary') AND "
+    "(suffix(name, '_bucket') OR suffix(name, '_count') OR suffix(name, '_sum'))))"
+)
+
+
+def is_cumulative(kind: str, name: str) -> bool:
+    """Whether a series' values are running totals (``CUMULATIVE_SQL`` in Python).
+
+    >>> is_cumulative("counter", "x_total"), is_cumulative("histogram", "lat_count")
+    (True, True)
+    >>> is_cumulative("summary", "lat"), is_cumulative("gauge", "queue_sum")
+    (False, False)
+    """
+    return kind == _COUNTER or (kind in _PARTS and name.endswith(_CUMULATIVE_SUFFIXES))
+
+
 _US_PER_S = 1_000_000.0
 
 
@@ -88,7 +114,10 @@ class CumulativeToRate:
     [10.0, 10.0, 5.0]
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, keep_raw: bool = False, histograms: bool = False) -> None:
+        self.keep_raw = keep_raw
+        self.histograms = histograms
+        self._rate_rows: dict[int, tuple[str, LabelItems, str, str]] = {}  # rate id -> row
         self._slot_of: dict[int, int] = {}
         self._rate_sid = np.empty(0, dtype=np.uint64)  # by slot
         self._last_ts = np.empty(0, dtype=np.int64)  # microseconds
@@ -140,6 +169,8 @@ class CumulativeToRate:
         if values_arr.null_count:
             values[values_arr.is_null().to_numpy(zero_copy_only=False)] = np.nan
         rates = self._rates(slots, ts, values)
+        if self.keep_raw:
+            return series, pa.concat_tables([points, rates])
         if others.num_rows == 0:
             return series, rates
         return series, pa.concat_tables([others, rates])
@@ -150,6 +181,18 @@ class CumulativeToRate:
         """Give new counters a slot; return the series rows with counters swapped for rates."""
         kinds = series.column("kind")
         is_counter = pc.fill_null(pc.equal(kinds, _COUNTER), False)
+        if self.histograms:
+            names = series.column("name")
+            part = pc.and_(
+                pc.is_in(kinds, pa.array(_PARTS)),
+                pc.or_(
+                    pc.or_(pc.ends_with(names, "_bucket"), pc.ends_with(names, "_count")),
+                    pc.ends_with(names, "_sum"),
+                ),
+            )
+            # bucket rates stay out: quantiles, not per-bucket rates, are what to watch
+            part = pc.and_(part, pc.invert(pc.ends_with(names, "_bucket")))
+            is_counter = pc.or_(is_counter, pc.fill_null(part, False))
         if not pc.any(is_counter).as_py():
             return series
         counters = series.filter(is_counter)
@@ -172,12 +215,17 @@ class CumulativeToRate:
             new_ids.append(sid)
             rate_ids.append(rate_sid)
             rows.append((rate_sid, (name_r, items, MetricKind.GAUGE.value, rate_unit(unit or ""))))
+            self._rate_rows[rate_sid] = rows[-1][1]
         if new_ids:
             self._grow(new_ids, rate_ids)
-        kept = series.filter(pc.invert(is_counter))
+        kept = series if self.keep_raw else series.filter(pc.invert(is_counter))
         if not rows:
             return kept
         return pa.concat_tables([kept, series_table(rows).cast(series.schema)])
+
+    def rate_rows(self, rate_ids: Sequence[int]) -> pa.Table:
+        """Series rows of the given rate series (to send again when a store may lack them)."""
+        return series_table([(sid, self._rate_rows[sid]) for sid in rate_ids if sid in self._rate_rows])
 
     def _grow(self, new_ids: Sequence[int], rate_ids: Sequence[int]) -> None:
         n = len(new_ids)

@@ -33,6 +33,7 @@ from operator import itemgetter
 
 import cramjam
 import numpy as np
+import pyarrow as pa
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.message import DecodeError as ProtoDecodeError
 from google.protobuf.message import Message
@@ -41,6 +42,7 @@ from core.batch import WriteBatch, digest_of
 from core.errors import DecodeError, PayloadTooLargeError, SchemaError, UnsupportedMediaError
 from core.series import series_id
 from ingest.points import LabelItems, points_table, series_table
+from ingest.rates import CumulativeToRate
 
 FORMAT = "remote_write"
 #: The headers a Prometheus 1.0 remote-write sender puts on every request.
@@ -132,6 +134,38 @@ _RawTimeSeries = MESSAGES["RawTimeSeries"]
 _RawLabels = MESSAGES["RawLabels"]
 _Label = MESSAGES["Label"]
 _METADATA_KIND = {1: "counter", 2: "gauge", 3: "histogram", 4: "histogram", 5: "summary"}
+#: Kinds a metadata entry may name; UNKNOWN, INFO and STATESET leave it to the naming rules.
+_MAX_FAMILIES = 100_000
+
+
+def kind_of(name: str, labels: LabelItems, metadata: dict[str, str]) -> str:
+    """A series' kind: its family's remote-write metadata, else Prometheus' naming conventions.
+
+    ``_total`` is a counter, ``_bucket`` with ``le`` a histogram bucket, ``_count``/``_sum``
+    the running totals of a histogram (or summary: both are cumulative alike), ``quantile``
+    a summary's quantile, ``_created`` a creation timestamp (a gauge); others stay unknown.
+
+    >>> kind_of("node_cpu_seconds_total", (), {}), kind_of("lat_bucket", (("le", "1"),), {})
+    ('counter', 'histogram')
+    >>> kind_of("rpc_count", (), {"rpc": "summary"}), kind_of("node_load1", (), {"node_load1": "gauge"})
+    ('summary', 'gauge')
+    >>> kind_of("x_created", (), {}), kind_of("node_load1", (), {})
+    ('gauge', 'unknown')
+    """
+    known = metadata.get(name) or metadata.get(_family(name))
+    if known:
+        return known
+    if name.endswith("_total"):
+        return "counter"
+    if name.endswith("_created"):
+        return "gauge"
+    if name.endswith("_bucket") and any(k == "le" for k, _ in labels):
+        return "histogram"
+    if name.endswith(("_count", "_sum")):
+        return "histogram"
+    if any(k == "quantile" for k, _ in labels):
+        return "summary"
+    return "unknown"
 
 
 SeriesRow = tuple[str, LabelItems, str, str]
@@ -189,11 +223,21 @@ class RemoteWriteDecoder:
     """
 
     def __init__(
-        self, max_bytes: int = 32 * 1024 * 1024, known_series: AbstractSet[int] = frozenset()
+        self,
+        max_bytes: int = 32 * 1024 * 1024,
+        known_series: AbstractSet[int] = frozenset(),
+        *,
+        derive_rates: bool = False,
     ) -> None:
         self.max_bytes = max_bytes
         self._known_series = known_series
         self._cache = _SeriesCache()
+        # Prometheus sends metadata in requests of its own, every minute: remember it
+        self._metadata: dict[str, str] = {}
+        self._fresh: list[int] = []
+        #: With ``derive_rates`` (the server) counters and histogram totals also get
+        #: ``:rate`` series, which detection scores instead of the raw running totals.
+        self.rates = CumulativeToRate(keep_raw=True, histograms=True) if derive_rates else None
 
     def decompress(self, body: bytes) -> bytes:
         """Snappy block decompression with the declared size checked first (413 over the cap)."""
@@ -232,7 +276,14 @@ class RemoteWriteDecoder:
             req.ParseFromString(raw)
         except ProtoDecodeError as exc:
             raise DecodeError("body", f"not a remote-write WriteRequest protobuf: {exc}") from exc
-        kinds = {m.metric_family_name: _METADATA_KIND.get(m.type, "unknown") for m in req.metadata}
+        for m in req.metadata:
+            kind = _METADATA_KIND.get(m.type)
+            if kind is not None and m.metric_family_name:
+                if len(self._metadata) >= _MAX_FAMILIES:
+                    self._metadata.clear()
+                self._metadata[m.metric_family_name] = kind
+        kinds = self._metadata
+        self._fresh = []
         cache = self._cache
         cache.trim()
         loc = _Located(list(req.timeseries))
@@ -264,13 +315,31 @@ class RemoteWriteDecoder:
             perm = np.argsort(at, kind="stable")
             ids_a, stamps_a, values_a = ids_a[perm], stamps_a[perm], values_a[perm]
         new_rows = self._new_rows(slots)
-        return WriteBatch(
+        batch = WriteBatch(
             source=FORMAT,
             digest=digest or digest_of(FORMAT, raw),
             series=series_table(new_rows.items()) if new_rows else None,
             points=points_table(ids_a, stamps_a * 1000, values_a, stale_nan_bits=True),
             samples=len(ids_a),
         )
+        return self._with_rates(batch) if self.rates is not None else batch
+
+    def _with_rates(self, batch: WriteBatch) -> WriteBatch:
+        """Add the rates of the batch's cumulative series (their raw points stay)."""
+        assert self.rates is not None
+        cache = self._cache
+        # every series first seen by this process registers, even one the store has
+        seen = {int(cache.sids[slot]): cache.rows[slot] for slot in self._fresh}
+        series, points = self.rates.convert(series_table(seen.items()) if seen else None, batch.points)
+        if points is not None and batch.points is not None and points.num_rows > batch.points.num_rows:
+            rate_ids = np.unique(points.column("series_id").to_numpy()[batch.points.num_rows :])
+            missing = [int(i) for i in rate_ids.tolist() if int(i) not in self._known_series]
+            extra = self.rates.rate_rows(missing)  # again, in case an earlier batch failed to commit
+            tables = [t for t in (series, extra) if t is not None and t.num_rows]
+            series = pa.concat_tables(tables) if tables else None
+        batch.series = series if series is not None and series.num_rows else None
+        batch.points = points
+        return batch
 
     def _new_rows(self, slots: np.ndarray) -> dict[int, SeriesRow]:
         """Dictionary rows for the series of ``slots`` that the store does not have yet."""
@@ -311,8 +380,10 @@ class RemoteWriteDecoder:
         except ProtoDecodeError as exc:  # the walk checked the framing, so this is not expected
             raise DecodeError(f"timeseries[{index}].labels", f"bad labels: {exc}") from exc
         name, items = _validate_labels(list(labels.labels), index)
-        row = (name, items, kinds.get(name, kinds.get(_family(name), "unknown")), "")
-        return self._cache.add(key, series_id(name, items), row)
+        row = (name, items, kind_of(name, items, kinds), "")
+        slot = self._cache.add(key, series_id(name, items), row)
+        self._fresh.append(slot)
+        return slot
 
 
 def _label_field(blob: bytes) -> bytes:
