@@ -31,8 +31,8 @@ def register(app: typer.Typer) -> None:
         A .jsonl that is an OpenTelemetry Collector file export is read as OTLP. Each file
         is one transaction: a bad file is reported (file and line) and skipped, the others
         are loaded. Loading the same file twice stores it once. Exit code 1 if any file failed.
-        While a server holds the database, metric points go to it by remote-write (the
-        server's own dedup of re-sent files does not apply there).
+        While a server holds the database, metric points go to it by remote-write; a file
+        sent twice gives the same request bodies, which the server skips as re-sent.
         """
         console = Console(stderr=True)
         files, _ = expand_paths(paths)

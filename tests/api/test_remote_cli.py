@@ -144,6 +144,11 @@ def test_ingest_sends_file_points_to_the_server(served: Served, tmp_path: Path) 
         "WHERE s.name = 'remote_cpu' GROUP BY 1 ORDER BY 1"
     )
     assert rows == [("a", 5, 10.0), ("b", 5, 60.0)]
+    # the same file again: the same remote-write bodies, which the server recognises as re-sent
+    served.cli("ingest", str(path), "--json")
+    assert served.live.store.query(
+        "SELECT count(*) FROM points JOIN series USING (series_id) WHERE name = 'remote_cpu'"
+    ) == [(10,)]
 
 
 def test_topology_load_replaces_the_servers_topology(served: Served, tmp_path: Path) -> None:
