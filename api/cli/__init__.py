@@ -48,6 +48,7 @@ CLI_MODULES: tuple[str, ...] = (
     "metrics",
     "problems",
     "audit",
+    "runbooks",
 )
 
 
