@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from api.cli import DbOption, JsonOption, settings_for
+from api.cli._remote import is_locked
 from api.common import parse_time
 from api.convert import diagnosis_to_wire
 from core.errors import OpsloopError
@@ -77,6 +78,8 @@ def diagnose(
             if not dry_run:
                 repo.save_hypotheses(store, incident_id, result.hypotheses, result.as_of)
     except OpsloopError as exc:
+        if is_locked(exc):  # a running server holds the file: main() says so in one line naming --url
+            raise
         err.print(exc.message, style="red", markup=False)
         raise typer.Exit(1) from exc
     wire = diagnosis_to_wire(result)

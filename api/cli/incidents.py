@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from api.cli import DbOption, JsonOption, settings_for
-from api.cli._remote import TokenOption, UrlOption, open_target
+from api.cli._remote import TokenOption, UrlOption, is_locked, open_target
 from api.client import Client
 from api.common import incident_detail, incident_page, parse_priorities, parse_statuses, parse_time
 from core.errors import NotFoundError, OpsloopError
@@ -34,6 +34,8 @@ def _open(db: str | None) -> Store:
     try:
         return Store(path, read_only=True)
     except OpsloopError as exc:
+        if is_locked(exc):  # a running server holds the file: main() says so in one line naming --url
+            raise
         err = Console(stderr=True)
         err.print(exc.message, style="red", markup=False)
         if Path(path).exists():

@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from api.cli import DbOption, JsonOption, settings_for
-from api.cli._remote import NeedsFileError, TokenOption, UrlOption, open_target
+from api.cli._remote import NeedsFileError, TokenOption, UrlOption, is_locked, open_target
 from core.errors import OpsloopError
 from slo.spec import SloSpec
 
@@ -32,6 +32,8 @@ SpecOption = Annotated[
 
 
 def _fail(exc: OpsloopError) -> typer.Exit:
+    if is_locked(exc):  # a running server holds the file: main() says so in one line naming --url
+        raise exc
     Console(stderr=True).print(exc.message, style="red", markup=False)
     return typer.Exit(1)
 
@@ -165,6 +167,8 @@ def load(
     file: Annotated[Path, typer.Argument(help="OpenSLO YAML or JSON (several documents allowed)")],
     db: DbOption = None,
     as_json: JsonOption = False,
+    url: UrlOption = None,
+    token: TokenOption = None,
 ) -> None:
     """Validate OpenSLO documents and store their SLOs (replacing SLOs of the same name)."""
     from core.errors import ConfigError
@@ -176,11 +180,13 @@ def load(
             text = file.read_text()
         except OSError as exc:
             raise ConfigError(f"{file}: {exc.strerror or exc}") from exc
-        with Store(settings_for(db).db) as store:
-            specs = SloEngine(store).load(text)
+        with open_target(settings_for(db), url, token) as store:
+            if isinstance(store, Store):
+                names = [s.name for s in SloEngine(store).load(text)]
+            else:  # the server's engine validates and stores them (422 names the field at fault)
+                names = store.post("/api/v1/slos", content=text.encode())["slos"]
     except OpsloopError as exc:
         raise _fail(exc) from exc
-    names = [s.name for s in specs]
     if as_json:
         print(json.dumps({"file": str(file), "slos": names}))
         return

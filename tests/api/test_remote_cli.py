@@ -32,6 +32,7 @@ from tests.conftest import LiveServer, free_port, serving
 from tests.integration.processes import opsloop_command
 
 runner = CliRunner()
+ROOT = Path(__file__).resolve().parents[2]
 TOPOLOGY = "services:\n  - name: checkout\n    tier: 1\n    depends_on: [payments]\n  - name: payments\n"
 
 
@@ -175,6 +176,14 @@ def test_ack_goes_through_the_servers_pipeline(served: Served) -> None:
     assert done["status"] == "acknowledged"
     timeline = served.api("/api/v1/incidents/REM-1")["timeline"]
     assert any("on it" in e["text"] for e in timeline)
+
+
+def test_slo_load_stores_through_the_server(served: Served) -> None:
+    spec = ROOT / "tests" / "slo" / "golden" / "in-orders-events.yaml"
+    out = served.cli("slo", "load", str(spec), "--json")
+    assert out["slos"] and out["slos"] == [
+        s["name"] for s in served.api("/api/v1/slos") if s["name"] in out["slos"]
+    ]
 
 
 def test_anomalies_and_slo_status_read_through_the_server(served: Served) -> None:
