@@ -107,6 +107,8 @@ class Executor:
         self.clock = clock
         self._lock = threading.Lock()
         self.wake_hook: Callable[[], None] | None = None
+        #: set while the process shuts down: the step running finishes, no new one starts
+        self.stopping = False
 
     # ------------------------------------------------------------------ kill switch
 
@@ -173,7 +175,7 @@ class Executor:
         ran = 0
         with self._lock:
             for a in repo.outbox(self.store):
-                if self.paused:  # the switch is read again before every step
+                if self.stopping or self.paused:  # read again before every step
                     break
                 ran += self._run(a)
         return ran

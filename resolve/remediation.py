@@ -78,6 +78,8 @@ class Remediation:
         self.executor.run_pending()  # rollback steps a verdict queued
 
     def start(self, poll_s: float = 1.0) -> None:
+        """Run on a worker every ``poll_s`` (at once on start: catch up on the outbox)."""
+        self.executor.stopping = False
         if self._worker is None:
             self._worker = Worker(
                 "resolve", self.run_pending, poll_s=poll_s, drain_on_stop=False, wait_first=False
@@ -86,5 +88,7 @@ class Remediation:
         self._worker.start()
 
     def stop(self, timeout: float = 30.0) -> None:
+        """Let the running step finish and start no other (the outbox keeps the rest)."""
+        self.executor.stopping = True
         if self._worker is not None:
             self._worker.stop(timeout)

@@ -24,12 +24,15 @@ if args and args[0] == "exit75":
     sys.exit(75)
 if args and args[0] == "exit1":
     sys.exit(1)
+if args and args[0] == "sleep":
+    import time
+    time.sleep(float(args[1]))
 """
 
 
 @dataclass
 class ArgvScript:
-    """An executable that logs and echoes its argv as JSON; ``exit75``/``exit1`` as argv[1] fail it."""
+    """An executable that logs and echoes its argv as JSON; argv[1] ``exit75``/``exit1`` fail it, ``sleep S`` waits."""
 
     path: Path
     log: Path
