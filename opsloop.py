@@ -4,6 +4,6 @@ A thin top-level shim so notebooks write ``opsloop.connect`` while the client li
 API it talks to; it imports nothing but ``api.client``.
 """
 
-from api.client import Client, RemoteError, connect
+from api.client import Client, RemoteError, TruncatedResultWarning, connect
 
-__all__ = ["Client", "RemoteError", "connect"]
+__all__ = ["Client", "RemoteError", "TruncatedResultWarning", "connect"]

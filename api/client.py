@@ -14,6 +14,7 @@ mode uses the same client for the rest of the API (``get``/``post``/``put``/``de
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
@@ -27,9 +28,13 @@ if TYPE_CHECKING:
     import duckdb
     import polars
 
-__all__ = ["Client", "RemoteError", "connect"]
+__all__ = ["Client", "RemoteError", "TruncatedResultWarning", "connect"]
 
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
+
+
+class TruncatedResultWarning(UserWarning):
+    """A query had more rows than the server's row limit; the answer holds the first ones."""
 
 
 class RemoteError(OpsloopError):
@@ -72,6 +77,12 @@ class Client:
         response = self.request("POST", "/api/v1/sql", json=body, headers={"Accept": ARROW_STREAM})
         with pa.ipc.open_stream(response.content) as reader:
             table: pa.Table = reader.read_all()
+        if response.headers.get("x-opsloop-truncated") == "true":
+            warnings.warn(
+                f"the server cut the result at {table.num_rows:,} rows (its row limit): aggregate or filter",
+                TruncatedResultWarning,
+                stacklevel=2,
+            )
         return table
 
     def sql(self, query: str, params: Sequence[Any] | None = None, **limits: Any) -> polars.DataFrame:

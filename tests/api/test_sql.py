@@ -16,6 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import opsloop
+from api.client import TruncatedResultWarning
 from core.errors import DecodeError, ForbiddenError
 from core.readonly_sql import vet_statement
 from core.settings import Settings
@@ -149,6 +150,11 @@ def test_row_limit_truncates_and_says_so(server: LiveServer) -> None:
     assert body["row_count"] == 10 and body["truncated"] is True
     assert r.headers["x-opsloop-truncated"] == "true"
     assert [row[0] for row in body["rows"]] == list(range(4999, 4989, -1))
+    with (
+        opsloop.connect(server.url, server.token) as ops,
+        pytest.warns(TruncatedResultWarning, match="10 rows"),
+    ):
+        assert ops.arrow("SELECT * FROM range(5000)", max_rows=10).num_rows == 10
     # the server's own cap wins over a larger request
     assert sql(server, "SELECT * FROM range(5000)", max_rows=10**6).json()["row_count"] == 1000
 
