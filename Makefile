@@ -13,15 +13,17 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-# Real Prometheus, node exporter and Alertmanager for the integration tests (Debian packages).
+# Real Prometheus, node exporter, Alertmanager and NATS for the integration tests (Debian packages).
 integration-deps:
 	@if ! command -v prometheus >/dev/null \
 	    || ! { command -v prometheus-alertmanager || command -v alertmanager; } >/dev/null \
-	    || ! { command -v prometheus-node-exporter || command -v node_exporter; } >/dev/null; then \
+	    || ! { command -v prometheus-node-exporter || command -v node_exporter; } >/dev/null \
+	    || ! command -v nats-server >/dev/null; then \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  ( $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
-	      --no-install-recommends prometheus prometheus-node-exporter prometheus-alertmanager >/dev/null ) \
-	  || echo "integration-deps: could not install prometheus/alertmanager from apt; integration tests will skip"; \
+	      --no-install-recommends prometheus prometheus-node-exporter prometheus-alertmanager \
+	      nats-server >/dev/null ) \
+	  || echo "integration-deps: could not install prometheus/alertmanager/nats-server from apt; integration tests will skip"; \
 	fi
 
 lint: $(STAMP)

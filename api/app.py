@@ -64,6 +64,13 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         loop = assemble(db, settings)
         app.state.loop = loop
         app.state.queue = loop.queue
+        publisher = None
+        if settings.bus:  # a cluster front end: batches go to JetStream, not to this process's store
+            from api.bus import BusPublisher
+
+            publisher = BusPublisher(settings.bus, settings.bus_partitions, max_bytes=settings.bus_max_bytes)
+            await publisher.start()
+            app.state.queue = publisher
         app.state.remote_write = RemoteWriteDecoder(
             settings.max_body_bytes, known_series=db.known_series, derive_rates=True
         )
@@ -76,6 +83,8 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         try:
             yield
         finally:
+            if publisher is not None:
+                await publisher.close()
             loop.stop()
             if own:
                 db.close()

@@ -49,6 +49,7 @@ CLI_MODULES: tuple[str, ...] = (
     "problems",
     "audit",
     "runbooks",
+    "worker",
 )
 
 
