@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 
 from api.problem_backlog import BacklogFiler
 from core import retention
@@ -28,12 +29,14 @@ from core.settings import Settings
 from core.store import Store
 from core.topology import Topology
 from core.worker import Worker
+from detect import repository as detect_repository
 from detect.engine import DetectionEngine
 from detect.incidents.notify import Notifier
 from detect.incidents.pipeline import IncidentPipeline, PipelineConfig
 from diagnose.diagnoser import Diagnoser
 from diagnose.runner import DiagnosisRunner
 from ingest.queue import IngestQueue
+from ingest.rates import WithoutRunningTotals
 from ingest.span_metrics import SpanDeriver
 from resolve.operations import OperationsGauges
 from resolve.problems import ProblemConfig, ProblemManager
@@ -173,7 +176,10 @@ def assemble(
             linger_s=settings.commit_linger_s,
             retry_after_s=settings.retry_after_s,
         )
-        loop.queue.add_listener(engine.offer)
+        # detection scores counters' :rate series, never their raw running totals
+        loop.queue.add_listener(
+            WithoutRunningTotals(partial(detect_repository.cumulative_ids, store), engine.offer)
+        )
         loop.queue.add_batch_listener(incidents.offer_batch)
         loop.notifier = Notifier(store, max_attempts=settings.notify_retry_max)
     # --- Traces: closed minutes of spans become series (through the queue when live, so

@@ -76,6 +76,15 @@ def rebuild_since(store: Store, history_s: float) -> datetime | None:
     return newest - timedelta(seconds=history_s) if newest is not None else None
 
 
+def cumulative_ids(store: Store, ids: list[int]) -> set[int]:
+    """Which of ``ids`` are raw running totals (``CUMULATIVE_SQL``)."""
+    rows = store.query(
+        f"SELECT series_id FROM series WHERE series_id IN (SELECT unnest(?::UBIGINT[])) AND {CUMULATIVE_SQL}",
+        [ids],
+    )
+    return {int(r[0]) for r in rows}
+
+
 def series_labels(store: Store, ids: NDArray[np.uint64]) -> list[dict[str, str]]:
     """Labels of each series in ``ids`` (``__name__`` and ``service`` included), in that order."""
     if not len(ids):

@@ -30,7 +30,9 @@ too) get rates as well: request rate and the rate of the observed total.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -41,7 +43,14 @@ from core.model import MetricKind
 from core.series import series_id
 from ingest.points import LabelItems, series_table
 
-__all__ = ["CUMULATIVE_SQL", "CumulativeToRate", "is_cumulative", "rate_name", "rate_unit"]
+__all__ = [
+    "CUMULATIVE_SQL",
+    "CumulativeToRate",
+    "WithoutRunningTotals",
+    "is_cumulative",
+    "rate_name",
+    "rate_unit",
+]
 
 _COUNTER = MetricKind.COUNTER.value
 _PARTS = (MetricKind.HISTOGRAM.value, MetricKind.SUMMARY.value)
@@ -278,3 +287,45 @@ class CumulativeToRate:
             ],
             schema=POINTS_SCHEMA,
         )
+
+
+class WithoutRunningTotals:
+    """Wrap a commit listener so raw running totals reach it as NULL (which detection skips).
+
+    The live path hands committed points straight to detection; this keeps their rowids
+    (so its bookkeeping stays exact) but blanks the values of cumulative series, whose
+    ``:rate`` series carry what is worth scoring. ``lookup(ids)`` answers which of the ids
+    are cumulative (``CUMULATIVE_SQL``); answers are cached, so a known series costs nothing.
+
+    >>> seen = []
+    >>> wrap = WithoutRunningTotals(lambda ids: {7}, seen.append)
+    >>> from ingest.points import points_table
+    >>> from ingest.queue import CommittedPoints
+    >>> pts = points_table(np.array([7, 8], np.uint64), np.array([0, 0]), np.array([1.0, 2.0]))
+    >>> wrap(CommittedPoints(0, pts, 0.0))
+    >>> seen[0].points.column("value").to_pylist()
+    [None, 2.0]
+    """
+
+    def __init__(self, lookup: Callable[[list[int]], set[int]], listener: Callable[[Any], None]) -> None:
+        self._lookup = lookup
+        self._listener = listener
+        self._known = np.empty(0, dtype=np.uint64)  # sorted ids already classified
+        self._cumulative = np.empty(0, dtype=np.uint64)  # sorted ids that are running totals
+
+    def __call__(self, committed: Any) -> None:
+        points: pa.Table = committed.points
+        ids = points.column("series_id").to_numpy()
+        unique = np.unique(ids)
+        new = unique[~np.isin(unique, self._known)]
+        if len(new):
+            found = self._lookup([int(i) for i in new.tolist()])
+            self._known = np.union1d(self._known, new)
+            if found:
+                self._cumulative = np.union1d(self._cumulative, np.fromiter(found, np.uint64, len(found)))
+        blank = np.isin(ids, self._cumulative)
+        if blank.any():
+            values = pc.if_else(pa.array(blank), pa.nulls(len(ids), pa.float64()), points.column("value"))
+            points = points.set_column(points.schema.get_field_index("value"), "value", values)
+            committed = replace(committed, points=points)
+        self._listener(committed)

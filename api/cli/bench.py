@@ -1,5 +1,5 @@
 """``opsloop bench ...``: benchmarks that print figures (ingest, detect, nab, e2e, incidents, correlation,
-slo, diagnose, rca, nezha-live, logs). The one CLI module that may import ``bench``."""
+slo, diagnose, rca, nezha-live, logs, node-exporter). The one CLI module that may import ``bench``."""
 
 from __future__ import annotations
 
@@ -486,6 +486,36 @@ def bench_logs(
         "",
         style="bold",
     )
+    Console().print(table)
+
+
+@bench_app.command("node-exporter")
+def bench_node_exporter(
+    minutes: Annotated[float, typer.Option("--minutes", help="steady-state minutes to run")] = 10.0,
+    scrape: Annotated[
+        float, typer.Option("--scrape-interval", help="Prometheus scrape interval, seconds")
+    ] = 5.0,
+    as_json: JsonOption = False,
+) -> None:
+    """Real node exporter through real Prometheus into ``opsloop serve``: share of series with false alarms."""
+    from bench.node_exporter import run_node_exporter_bench
+
+    err = Console(stderr=True)
+    result = run_node_exporter_bench(
+        minutes, scrape, progress=None if as_json else lambda m: err.print(f"[dim]{m}[/dim]")
+    )
+    if as_json:
+        print(json.dumps(result.as_dict()))
+        return
+    table = Table(
+        "figure", "value", title=f"node exporter, {minutes:g} min steady state (target: < 1 % of series)"
+    )
+    table.add_row("series (all)", f"{result.series:,}")
+    table.add_row("raw running totals (scored as :rate)", f"{result.raw_cumulative_series:,}")
+    table.add_row("series scored by detection", f"{result.scored_series:,}")
+    table.add_row("anomalies", f"{result.anomalies:,}")
+    table.add_row("series with an anomaly", f"{result.anomalous_series:,}")
+    table.add_row("share of scored series", f"{result.anomalous_share:.2%}", style="bold")
     Console().print(table)
 
 

@@ -18,6 +18,8 @@ from detect import repository
 from ingest.otlp import decode_metrics
 from ingest.rates import is_cumulative, rate_name
 from ingest.remote_write import MESSAGES, RemoteWriteDecoder, encode_write_request, kind_of
+from tests.conftest import LiveServer
+from tests.integration.processes import wait_for
 
 T0 = 1_700_000_000_000  # ms
 RATE_ID = series_id("req:rate", {"job": "a"})
@@ -181,3 +183,35 @@ def test_otlp_types_set_kinds() -> None:
         "latency_sum": "histogram",
         "latency_count": "histogram",
     }
+
+
+def test_a_live_server_scores_the_rate_of_a_counter_and_never_the_counter(live_server: LiveServer) -> None:
+    counter = {"__name__": "jobs_done_total", "queue": "q1"}
+    gauge = {"__name__": "queue_depth", "queue": "q1"}
+    body = encode_write_request(
+        [
+            (counter, [(T0 + 15_000 * i, 1000.0 + 30.0 * i) for i in range(40)]),
+            (gauge, [(T0 + 15_000 * i, 5.0) for i in range(40)]),
+        ]
+    )
+    with live_server.client() as c:
+        r = c.post(
+            "/api/v1/write",
+            content=body,
+            headers={"Content-Encoding": "snappy", "Content-Type": "application/x-protobuf"},
+        )
+        assert r.status_code == 204, r.text
+    store = live_server.store
+    ids = {n: series_id(n, {"queue": "q1"}) for n in ("jobs_done_total", "jobs_done:rate", "queue_depth")}
+
+    def scored(name: str) -> int:
+        return int(store.query("SELECT count(*) FROM bands WHERE series_id = ?", [ids[name]])[0][0])
+
+    wait_for(
+        "detection to score the rate and the gauge",
+        lambda: scored("jobs_done:rate") == 39 and scored("queue_depth") == 40,
+        30,
+    )
+    assert scored("jobs_done_total") == 0
+    rates = store.query("SELECT DISTINCT value FROM points WHERE series_id = ?", [ids["jobs_done:rate"]])
+    assert rates == [(2.0,)]  # 30 per 15 s

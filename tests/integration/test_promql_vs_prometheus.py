@@ -235,3 +235,22 @@ def test_instant_query_labels_series_and_error_shape(both: tuple[httpx.Client, h
     assert bad_ours.status_code == bad_theirs.status_code == 400
     assert set(bad_ours.json()) == set(bad_theirs.json()) == {"status", "errorType", "error"}
     assert bad_ours.json()["errorType"] == bad_theirs.json()["errorType"] == "bad_data"
+
+
+def test_remote_written_series_have_kinds_and_counters_have_rates(
+    both: tuple[httpx.Client, httpx.Client, float],
+) -> None:
+    """Counters are typed (metadata or ``_total``), and detection's ``:rate`` series exist beside them."""
+    ops, _prom, end = both
+    kinds = {name: entries[0]["type"] for name, entries in ops.get("/api/v1/metadata").json()["data"].items()}
+    assert kinds["node_cpu_seconds_total"] == "counter"
+    assert kinds["prometheus_http_request_duration_seconds_bucket"] == "histogram"
+    assert kinds["node_cpu_seconds:rate"] == "gauge"
+    counters = ops.get("/api/v1/series", params={"match[]": "node_cpu_seconds_total"}).json()["data"]
+    rates = ops.get("/api/v1/series", params={"match[]": "{__name__='node_cpu_seconds:rate'}"}).json()["data"]
+    assert {tuple(sorted((k, v) for k, v in s.items() if k != "__name__")) for s in rates} == {
+        tuple(sorted((k, v) for k, v in s.items() if k != "__name__")) for s in counters
+    }
+    # a derived rate is the counter's sample-to-sample rate: never negative, even across resets
+    body = ops.get("/api/v1/query", params={"query": "min(node_cpu_seconds:rate)", "time": end}).json()
+    assert float(body["data"]["result"][0]["value"][1]) >= 0
