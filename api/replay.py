@@ -56,6 +56,7 @@ def replay(
     slo_every_s: float = 600.0,
     policy: PolicyHook | None = None,
     progress: Callable[[int, datetime], None] | None = None,
+    execute: bool = False,
 ) -> ReplayResult:
     """Stream the scenario at ``path`` into the store at ``db`` through detection and incidents.
 
@@ -68,6 +69,8 @@ def replay(
     error-budget policy with the trackers the settings configure) turns budget burn into
     backlog items. ``until`` stops at that event time; a later replay of the same directory
     into the same database resumes (already committed data is skipped by its digest).
+    Matching runbooks are planned for the replayed incidents; their steps run only when
+    ``execute`` is set.
     """
     started = time.perf_counter()
     settings = settings or Settings(db=db)
@@ -117,6 +120,9 @@ def replay(
                     t += slo_step
             pipeline.process(now=until, tick_every=tick)
             diagnoses.run_pending()
+            if loop.remediation is not None:  # plans are recorded; steps run only with ``execute``
+                loop.remediation.executor.execute = execute
+                loop.remediation.run_pending()
 
         for piece in scenario.slices(step_s):
             if until is not None and piece.start >= until:

@@ -23,6 +23,9 @@ def replay(
         float | None, typer.Option("--step", min=1.0, help="seconds per slice (default: the sample interval)")
     ] = None,
     as_json: JsonOption = False,
+    execute: Annotated[
+        bool, typer.Option("--execute", help="run the runbook steps planned (default: plan only)")
+    ] = False,
 ) -> None:
     """Replay a scenario in event-time order as fast as it goes; print the incidents it opened."""
     from api.cli.incidents import incidents_table, wide_console
@@ -44,7 +47,9 @@ def replay(
             def progress(_: int, at: datetime) -> None:
                 bar.update(task, completed=(at - first).total_seconds() if first else 0, at=str(at))
 
-            result = run(directory, settings.db, settings=settings, step_s=step, progress=progress)
+            result = run(
+                directory, settings.db, settings=settings, step_s=step, progress=progress, execute=execute
+            )
     except OpsloopError as exc:
         err.print(exc.message, style="red", markup=False)
         raise typer.Exit(2) from exc
