@@ -8,10 +8,13 @@ the second case one line on stderr says so. The server's address comes from the 
 it leaves next to the database (``<db>.serve.json``, see ``api.server_file``), else from
 ``$OPSLOOP_HOST``/``$OPSLOOP_PORT``. The token is ``--token`` (``$OPSLOOP_TOKEN``).
 
-Read commands whose code runs SQL on a store (``summary``, ``anomalies``) run unchanged on a
-:class:`RemoteStore`, whose reads go to ``POST /api/v1/sql``. Commands with their own API
-endpoint (``incidents``, ``ingest``, ``topology load``, ``slo status``, ``token``) call it.
-A command with no remote form stops with :class:`NeedsFileError`, one line naming ``--url``.
+Read commands whose code runs SQL on a store (``summary``, ``anomalies``, ``topology show``)
+run unchanged on a :class:`RemoteStore`, whose reads go to ``POST /api/v1/sql``; ``ingest``
+runs its file readers unchanged too and the store sends the points by remote-write. The
+others call their endpoint: ``incidents``, ``incident show|ack``, ``topology load``,
+``slo status|load``, ``token create|list|revoke`` (creating one with the bootstrap secret
+when no admin token is given). A command with no remote form stops in one line naming
+``--url`` (:func:`one_line`, printed by ``api.cli.main``), never with a traceback.
 """
 
 from __future__ import annotations
@@ -139,6 +142,7 @@ class RemoteStore(Store):
         self.path = client.url
         self.client = client
         self._known_series = set()
+        self._points_rows = 0
         self._labels: dict[int, dict[str, str]] = {}
 
     def query(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:
