@@ -8,6 +8,7 @@ The band series ``opsloop_band_lower``/``_upper`` and ``opsloop_score`` are read
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -62,6 +63,26 @@ def _where(matchers: Sequence[LabelMatcher], band: str | None, params: list[Any]
     return " AND ".join(parts) or "true"
 
 
+def _name_may_be(band: str, matchers: Sequence[LabelMatcher]) -> bool:
+    """Whether the ``__name__`` matchers accept a band series' name.
+
+    >>> _name_may_be("opsloop_score", [LabelMatcher("__name__", "=", "node_load1")])
+    False
+    >>> _name_may_be("opsloop_score", [LabelMatcher("__name__", "=~", "opsloop_.*")])
+    True
+    """
+    for m in matchers:
+        if m.name != "__name__":
+            continue
+        try:
+            hit = band == m.value if m.op in ("=", "!=") else re.fullmatch(m.value, band) is not None
+        except re.error:  # RE2 syntax Python lacks: let DuckDB (RE2) decide
+            continue
+        if hit != (m.op in ("=", "=~")):
+            return False
+    return True
+
+
 def select_series(
     store: Store, matchers: Sequence[LabelMatcher]
 ) -> list[tuple[str, int, str, dict[str, str]]]:
@@ -72,6 +93,8 @@ def select_series(
     for sid, name, labels in store.query(sql, params):
         out.append(("", int(sid), name, {"__name__": name, **dict(labels or {})}))
     for band, column in BAND_COLUMNS.items():
+        if not _name_may_be(band, matchers):
+            continue  # the common case: no scan of the (large) bands table
         params = []
         where = _where(matchers, band, params)
         sql = (
