@@ -7,6 +7,7 @@ import itertools
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -298,3 +299,68 @@ def test_replay_records_plans_but_executes_nothing(store: Store, script: ArgvScr
     r.request([("I-replay", Clock().now)])
     r.run_pending()
     assert script.calls() == [] and [p.status for p in repo.plans(store, incident="I-replay")] == ["queued"]
+
+
+class _Sink:
+    """A tiny HTTP receiver on 127.0.0.1 that records requests and answers the codes it is given."""
+
+    def __init__(self, codes: list[int]) -> None:
+        import http.server
+        import threading
+
+        self.requests: list[tuple[str, str, dict[str, str], bytes]] = []
+        sink = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("content-length", "0")))
+                sink.requests.append(
+                    ("POST", self.path, {k.lower(): v for k, v in self.headers.items()}, body)
+                )
+                self.send_response(codes.pop(0) if codes else 200)
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_http_steps_retry_on_5xx_with_one_idempotency_key_and_cdevents_reach_the_sink(
+    store: Store, script: ArgvScript
+) -> None:
+    sink = _Sink([503, 200, 200])
+    try:
+        r = _remediation(
+            store, script, Recorder(), resolve_cdevents_sink=f"http://127.0.0.1:{sink.port}/events"
+        )
+        steps: list[dict[str, Any]] = [{"name": "hook", "http": {"url": f"http://127.0.0.1:{sink.port}/rollback",
+                                           "json": {"service": "{{ service }}", "pod": "{{ labels.pod }}"}},
+                  "retries": 1},
+                 {"name": "tell", "cdevent": {"type": "dev.cdevents.service.rolledback.0.1.0", "subject": "{{ service }}",
+                                              "data": {"incident": "{{ incident.id }}"}}}]  # fmt: skip
+        r.catalog.load_text(runbook("hooks", steps), "t")
+        seed_incident(store, "I-http", labels={"pod": 'p"; drop'})
+        r.planner.plan("I-http")
+        r.run_pending()
+        acts = repo.actions(store, incident="I-http")
+        assert [(a.step, a.status, a.attempts) for a in acts] == [
+            ("hook", "succeeded", 2),
+            ("tell", "succeeded", 1),
+        ]
+        (_, p1, h1, b1), (_, _, h2, b2), (_, p3, h3, b3) = sink.requests
+        assert p1 == "/rollback" and json.loads(b1) == {"service": "cart", "pod": 'p"; drop'} and b1 == b2
+        assert h1["idempotency-key"] == h2["idempotency-key"] == acts[0].id
+        event = json.loads(b3)
+        assert p3 == "/events" and h3["content-type"].startswith("application/cloudevents+json")
+        assert event["type"] == "dev.cdevents.service.rolledback.0.1.0" and event["subject"] == "cart"
+        assert event["id"] == acts[1].id and event["data"]["subject"]["content"] == {"incident": "I-http"}
+    finally:
+        sink.close()
