@@ -11,7 +11,14 @@ into *alert transitions* per series:
 - but only when the run is *practically* significant, not just statistically: at some point
   its value was at least ``min_rel`` (10 %) away from the expected value, or ``min_z``
   (5) standard deviations of the band (whose half-width is 3 of them). A 4 % dip in
-  traffic can be very unlikely and still not worth waking anyone;
+  traffic can be very unlikely and still not worth waking anyone. While a series is
+  *young* (less than ``young_s``, a day, of its own history: no seasonal profile vouches
+  for its band yet, and its spread rests on few points) only the relative test counts:
+  a 5 % rise of a busy counter is many band-widths on the morning ramp of a first day;
+- **fire** also when ``persist`` consecutive points stay outside the band on one side with at
+  least ``min_rel`` relative deviation, flagged or not: the ensemble damps a series' scores
+  for a while after an alarm, so a lasting shift soon after an earlier episode may never be
+  flagged, and a condition that holds for ten minutes is worth a page whatever its scores;
 - **resolve** after ``clear`` consecutive points inside the band.
 
 State is a few arrays indexed by the engine's dense series slots, so a batch of many
@@ -52,6 +59,7 @@ class AlertTransitions:
     expected: F64
     probability: F64
     upward: NDArray[np.bool_]
+    young: NDArray[np.bool_]  # the series had less than ``young_s`` of history at the transition
 
     def __len__(self) -> int:
         return len(self.series_id)
@@ -81,6 +89,13 @@ class AnomalyAlerter:
     learning_s
         An optional extra floor, in seconds of a series' own history, on top of
         ``warm_points`` (default 0: none).
+    persist
+        Consecutive out-of-band points, on one side and relatively large (``min_rel``), that
+        fire without any flagged point (0: off).
+    young_s
+        Seconds of its own history during which a series counts as young: its runs are
+        practically significant by ``min_rel`` alone, and its transitions say so
+        (``AlertTransitions.young``) for the promotion rule of young incidents.
 
     Example
     -------
@@ -106,11 +121,13 @@ class AnomalyAlerter:
         min_rel: float = 0.1,
         min_z: float = 5.0,
         warm_points: int = 30,
+        young_s: float = 86400.0,
+        persist: int = 10,
     ) -> None:
         if sustain < 1 or clear < 1:
             raise ValueError("sustain and clear must be at least 1")
-        if warm_points < 0 or learning_s < 0:
-            raise ValueError("warm_points and learning_s must not be negative")
+        if warm_points < 0 or learning_s < 0 or young_s < 0 or persist < 0:
+            raise ValueError("warm_points, learning_s, young_s and persist must not be negative")
         self.sustain = sustain
         self.high = high
         self.clear = clear
@@ -118,6 +135,8 @@ class AnomalyAlerter:
         self.min_rel = min_rel
         self.min_z = min_z
         self.warm_points = warm_points
+        self.young_s = young_s
+        self.persist = persist
         self.slots = SlotMap()
         self.run = np.zeros(0, dtype=np.int64)  # consecutive out-of-band points of the current run
         self.side = np.zeros(0, dtype=np.int8)  # +1 above, -1 below, 0 no run
@@ -127,6 +146,11 @@ class AnomalyAlerter:
         self.first = np.zeros(0, dtype=np.int64)  # ts of the series' first point
         self.seen = np.zeros(0, dtype=np.int64)  # points of the series seen before this one
         self.significant = np.zeros(0, dtype=bool)  # the current run was practically significant
+        # the current out-of-band stretch, flagged or not: length, side, onset, relatively large
+        self.out_run = np.zeros(0, dtype=np.int64)
+        self.out_side = np.zeros(0, dtype=np.int8)
+        self.out_onset = np.zeros(0, dtype=np.int64)
+        self.out_large = np.zeros(0, dtype=bool)
 
     def _grow(self, need: int) -> None:
         have = len(self.run)
@@ -141,6 +165,10 @@ class AnomalyAlerter:
         self.first = np.r_[self.first, np.full(extra, np.iinfo(np.int64).max, dtype=np.int64)]
         self.seen = np.r_[self.seen, np.zeros(extra, dtype=np.int64)]
         self.significant = np.r_[self.significant, np.zeros(extra, dtype=bool)]
+        self.out_run = np.r_[self.out_run, np.zeros(extra, dtype=np.int64)]
+        self.out_side = np.r_[self.out_side, np.zeros(extra, dtype=np.int8)]
+        self.out_onset = np.r_[self.out_onset, np.zeros(extra, dtype=np.int64)]
+        self.out_large = np.r_[self.out_large, np.zeros(extra, dtype=bool)]
 
     def firing_series(self) -> NDArray[np.uint64]:
         """Series whose alert is firing now."""
@@ -168,8 +196,11 @@ class AnomalyAlerter:
         side_of[~np.isfinite(value)] = 0
         with np.errstate(invalid="ignore", divide="ignore"):
             dev = np.abs(value - expected)
-            sig_of = (dev >= self.min_rel * np.abs(expected)) | (dev >= self.min_z * (upper - lower) / 6.0)
-        sig_of &= np.isfinite(dev)
+            rel_of = dev >= self.min_rel * np.abs(expected)
+            z_of = dev >= self.min_z * (upper - lower) / 6.0
+        rel_of &= np.isfinite(dev)
+        z_of &= np.isfinite(dev)
+        young_of = np.zeros(n, dtype=bool)
         out: list[NDArray[np.int64]] = []
         kinds: list[NDArray[np.bool_]] = []
         starts: list[NDArray[np.int64]] = []
@@ -178,7 +209,10 @@ class AnomalyAlerter:
             side, f = side_of[index], flag[index]
             cur = self.side[s]
             self.first[s] = np.minimum(self.first[s], ts[index])
-            aged = ts[index] - self.first[s] >= int(self.learning_s * 1e6)
+            age = ts[index] - self.first[s]
+            aged = age >= int(self.learning_s * 1e6)
+            young = age < int(self.young_s * 1e6)
+            young_of[index] = young
             learned = aged & (self.seen[s] >= self.warm_points)
             self.seen[s] += 1
             f = f & learned
@@ -189,11 +223,22 @@ class AnomalyAlerter:
             self.onset[s] = np.where(starts_run, ts[index], self.onset[s])
             self.side[s] = np.where(starts_run, side, np.where(continues, cur, 0)).astype(np.int8)
             in_run = starts_run | continues
-            self.significant[s] = in_run & (sig_of[index] | (continues & self.significant[s]))
+            sig = rel_of[index] | (z_of[index] & ~young)
+            self.significant[s] = in_run & (sig | (continues & self.significant[s]))
+            # the out-of-band stretch, whatever the flags
+            stays = (side != 0) & (side == self.out_side[s])
+            self.out_run[s] = np.where(side == 0, 0, np.where(stays, self.out_run[s] + 1, 1))
+            self.out_onset[s] = np.where(stays, self.out_onset[s], ts[index])
+            self.out_side[s] = side
+            self.out_large[s] = (side != 0) & (rel_of[index] | (stays & self.out_large[s]))
             was = self.active[s]
             long_run = (self.run[s] >= self.sustain) & (self.side[s] != 0)
             fire = ~was & self.significant[s] & (long_run | (f & (prob[index] >= self.high)))
             self.onset[s] = np.where(fire & (self.run[s] == 0), ts[index], self.onset[s])
+            if self.persist:
+                lasting = ~was & ~fire & learned & self.out_large[s] & (self.out_run[s] >= self.persist)
+                self.onset[s] = np.where(lasting, self.out_onset[s], self.onset[s])
+                fire = fire | lasting
             inside = side == 0
             self.calm[s] = np.where(was & inside, self.calm[s] + 1, 0)
             resolve = was & (self.calm[s] >= self.clear)
@@ -208,7 +253,7 @@ class AnomalyAlerter:
             empty = np.zeros(0, dtype=np.int64)
             return AlertTransitions(
                 np.zeros(0, dtype=np.uint64), empty, empty, np.zeros(0, dtype=bool),
-                np.zeros(0), np.zeros(0), np.zeros(0), np.zeros(0, dtype=bool),
+                np.zeros(0), np.zeros(0), np.zeros(0), np.zeros(0, dtype=bool), np.zeros(0, dtype=bool),
             )  # fmt: skip
         rows = np.concatenate(out)
         firing = np.concatenate(kinds)
@@ -224,6 +269,7 @@ class AnomalyAlerter:
             expected[rows],
             prob[rows],
             value[rows] > expected[rows],
+            young_of[rows],
         )
 
     def state_dict(self) -> dict[str, NDArray[np.generic]]:

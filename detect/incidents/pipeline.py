@@ -61,7 +61,7 @@ from detect.incidents import repository as repo
 from detect.incidents import stages
 from detect.incidents.alerts import AlertTransitions, AnomalyAlerter
 from detect.incidents.notify import FORMATS
-from detect.incidents.state import ACTIVE, Group, PipelineConfig, State
+from detect.incidents.state import ACTIVE, YOUNG, Group, PipelineConfig, State
 from detect.incidents.suppress import window_from_event
 from detect.repository import series_history, series_labels
 
@@ -120,7 +120,12 @@ class IncidentPipeline:
         self.clock = clock
         cfg = self.config
         self.alerter = AnomalyAlerter(
-            cfg.sustain, cfg.high, cfg.clear, cfg.learning.total_seconds(), warm_points=cfg.warm_points
+            cfg.sustain,
+            cfg.high,
+            cfg.clear,
+            cfg.learning.total_seconds(),
+            warm_points=cfg.warm_points,
+            young_s=cfg.young.total_seconds(),
         )
         self._inbox: deque[tuple[Any, float]] = deque()
         self._inbox_lock = threading.Lock()
@@ -402,6 +407,7 @@ class IncidentPipeline:
             annotations={
                 "summary": f"{metric} {side}: {t.value[k]:.4g} against an expected {t.expected[k]:.4g}",
                 "series_id": str(int(t.series_id[k])),
+                **({YOUNG: "true"} if t.young[k] else {}),
             },
             value=float(t.value[k]),
             score=float(t.probability[k]),

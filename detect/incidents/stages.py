@@ -37,7 +37,7 @@ from detect.incidents import repository as repo
 from detect.incidents.correlate import CorrelationConfig
 from detect.incidents.notify import render
 from detect.incidents.priority import assess
-from detect.incidents.state import ACTIVE, Group, State, symptom
+from detect.incidents.state import ACTIVE, Group, State, symptom, young
 from detect.incidents.suppress import active_window, alert_labels, deploy_for, never_held, silencing
 
 __all__ = [
@@ -378,6 +378,11 @@ class Promote:
     A group qualifies with ``min_alerts`` effective alerts, a critical external alert, a lone
     alert firing for ``single_hold``, or a satisfied rule. Effective: one per condition (its
     latest episode), not held by a deploy, not flapping, not ticket/info severity.
+
+    A lone alert of a *young* series (less than a day of its own history: see
+    :func:`~detect.incidents.state.young`) does not open an incident by lasting: before its
+    daily cycle is known, one series drifting out of its band is as likely the first
+    morning's ramp as a fault, so it waits for a second, related condition to agree.
     """
 
     def __init__(self, state: State, config: CorrelationConfig) -> None:
@@ -426,7 +431,7 @@ class Promote:
             return f"{len(effective)} related alerts"
         if any(a.severity.lower() in ("critical", "page") and a.source != "anomaly" for a in live):
             return "a critical alert"
-        if any(at - a.starts_at >= cfg.single_hold for a in live):
+        if any(at - a.starts_at >= cfg.single_hold and not young(a) for a in live):
             return f"an alert firing for {int(cfg.single_hold.total_seconds() // 60)} min"
         all_labels = [alert_labels(a) for a in effective]
         rule = next((r for r in cfg.rules if r.satisfied(all_labels)), None)

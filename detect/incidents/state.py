@@ -30,7 +30,7 @@ from core.topology import Topology
 from detect.incidents import repository as repo
 from detect.incidents.correlate import CorrelationConfig, load_correlation
 
-__all__ = ["ACTIVE", "Group", "PipelineConfig", "State", "symptom"]
+__all__ = ["ACTIVE", "YOUNG", "Group", "PipelineConfig", "State", "symptom", "young"]
 
 ACTIVE = (IncidentStatus.OPEN, IncidentStatus.ACKNOWLEDGED, IncidentStatus.MITIGATED)
 
@@ -59,6 +59,7 @@ class PipelineConfig:
     clear: int = 5
     learning: timedelta = timedelta(0)
     warm_points: int = 30
+    young: timedelta = timedelta(days=1)  # series this new need company to open an incident
 
     @classmethod
     def from_settings(cls, settings: Settings) -> PipelineConfig:
@@ -70,8 +71,18 @@ class PipelineConfig:
             deploy_window=timedelta(seconds=settings.deploy_window_s),
             learning=timedelta(seconds=settings.alert_learning_s),
             warm_points=settings.detect_warm_points,
+            young=timedelta(seconds=settings.detect_young_s),
             escalate_after={p: timedelta(seconds=v) for p, v in settings.escalate_after_s.items()},
         )
+
+
+#: Annotation an anomaly alert carries when its series was young (``PipelineConfig.young``).
+YOUNG = "young_series"
+
+
+def young(alert: Alert) -> bool:
+    """Tell whether an alert came from a series still too new to page on its own."""
+    return alert.annotations.get(YOUNG) == "true"
 
 
 def symptom(alert: Alert) -> bool:
