@@ -398,6 +398,9 @@ def run_demo(db: str, console: Console, keep: bool = False) -> dict[str, Any]:
         data = store_summary(store)
     print_summary(console, data)
     data["incidents"] = show_incidents(db, console)
+    from api.demo_resolve import run_resolve_demo  # Resolve: a runbook restores one fault, one rolls back
+
+    failures += run_resolve_demo(console)
     if not keep:
         console.print(f"(database kept at {db}; explore it with [green]opsloop summary --db {db}[/])")
     if failures:

@@ -18,6 +18,14 @@ Scoring (all from ``truth.json`` and the store, nothing tuned per seed):
   faults ranked within the top k (undetected faults count as misses), Avg@5 the mean of
   AC@1..AC@5; **kind agreement**: the top hypothesis' kind is the one the fault kind implies
   (:data:`EXPECTED_KIND`), over faults whose root cause is ranked first.
+
+Families (``run_family_bench``, ``opsloop bench incidents --families tune|report|all``): the
+same scoring over randomised simulator families (``ingest.simulator.draw_family``: naming,
+topology or none, traffic, noise, fault magnitude, history, surges, counter resets, jitter,
+estate size, interval, external outages). The *tune* split (family indices
+:data:`FAMILY_SPLITS` ``["tune"]``) is where configuration may be fixed; the *report* split is
+only measured; ``all`` prints both and the gap (report minus tune). Each family member is
+capped at :data:`FAMILY_MAX_POINTS` series x samples so the bench stays affordable.
 """
 
 from __future__ import annotations
@@ -36,7 +44,23 @@ import numpy as np
 from core.store import Store
 from detect.incidents.scoring import EXPECTED_KIND, Score, pairwise, score_scenario
 
-__all__ = ["EXPECTED_KIND", "Score", "pairwise", "run_incident_bench", "score_scenario"]
+__all__ = [
+    "EXPECTED_KIND",
+    "FAMILY_MAX_POINTS",
+    "FAMILY_SPLITS",
+    "Score",
+    "family_gap",
+    "pairwise",
+    "run_family_bench",
+    "run_incident_bench",
+    "score_scenario",
+]
+
+#: family indices per split: configuration is fixed on ``tune`` and only measured on ``report``
+FAMILY_SPLITS: dict[str, tuple[int, ...]] = {"tune": tuple(range(1, 6)), "report": tuple(range(101, 106))}
+FAMILY_MAX_POINTS = 400_000
+#: the figures whose report-minus-tune gap is printed
+GAP_FIGURES = ("fault_recall", "incident_precision", "AC@1", "AC@3")
 
 
 def run_incident_bench(
@@ -117,6 +141,47 @@ def run_incident_bench(
         "replay_points_per_s": points / replay_s if replay_s else 0.0,
         "seconds": replay_s,
     }
+
+
+def run_family_bench(
+    split: str,
+    *,
+    keep: Path | None = None,
+    progress: Callable[[int, dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """Simulate, replay and score one split of :data:`FAMILY_SPLITS`; the figures plus each member's draw."""
+    from ingest.simulator import draw_family
+    from ingest.simulator import simulate as write_scenario
+
+    if split not in FAMILY_SPLITS:
+        raise ValueError(f"split must be one of {', '.join(FAMILY_SPLITS)}")
+    draws = {i: draw_family(i, FAMILY_MAX_POINTS) for i in FAMILY_SPLITS[split]}
+
+    def simulate(out: Path, index: int) -> None:
+        d = draws[index]
+        write_scenario(
+            out, seed=index, days=d.days, interval_s=d.interval_s, faults=d.faults,
+            services=d.services, family=d.family, force=True,
+        )  # fmt: skip
+
+    result = run_incident_bench(tuple(draws), simulate=simulate, keep=keep, progress=progress)
+    result["split"] = split
+    result["families"] = [d.to_json() for d in draws.values()]
+    return result
+
+
+def family_gap(tune: dict[str, Any], report: dict[str, Any]) -> dict[str, float]:
+    """Report minus tune for :data:`GAP_FIGURES` (negative: the figure drops on unseen families).
+
+    >>> family_gap({"fault_recall": 1.0, "incident_precision": 0.9, "rca": {"AC@1": 0.8, "AC@3": 1.0}},
+    ...            {"fault_recall": 0.75, "incident_precision": 0.9, "rca": {"AC@1": 0.5, "AC@3": 1.0}})
+    {'fault_recall': -0.25, 'incident_precision': 0.0, 'AC@1': -0.3, 'AC@3': 0.0}
+    """
+
+    def figure(r: dict[str, Any], key: str) -> float:
+        return float(r["rca"][key] if key.startswith("AC@") else r[key])
+
+    return {k: round(figure(report, k) - figure(tune, k), 6) for k in GAP_FIGURES}
 
 
 def rca_figures(ranks: Sequence[int], kind_hits: Sequence[bool]) -> dict[str, Any]:

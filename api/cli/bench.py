@@ -177,10 +177,50 @@ def bench_e2e(
     Console().print(table)
 
 
+def _family_bench(families: str, keep: Path | None, as_json: bool) -> None:
+    """``bench incidents --families``: figures per split (tune, report) and the gap between them."""
+    from bench.incidents import FAMILY_SPLITS, family_gap, run_family_bench
+
+    splits = list(FAMILY_SPLITS) if families == "all" else [families]
+    if any(s not in FAMILY_SPLITS for s in splits):
+        raise typer.BadParameter(f"expected tune, report or all; got {families!r}", param_hint="--families")
+    err = Console(stderr=True)
+    out: dict[str, Any] = {}
+    with err.status("simulate + replay families") as status:
+        for split in splits:
+
+            def progress(n: int, info: dict[str, Any], split: str = split) -> None:
+                status.update(f"{split} family {info['seed']} ({n}/{len(FAMILY_SPLITS[split])}): "
+                              f"{info['detected']}/{info['faults']} faults detected, {info['incidents']} incidents")  # fmt: skip
+
+            out[split] = run_family_bench(split, keep=keep / split if keep else None, progress=progress)
+    if len(splits) == 2:
+        out["gap"] = family_gap(out["tune"], out["report"])
+    if as_json:
+        print(json.dumps(out))
+        return
+    table = Table("split", "families", "faults", "recall", "precision", "AC@1", "AC@3", "pairwise F1",
+                  title="opsloop incidents over simulator families")  # fmt: skip
+    for split in splits:
+        r = out[split]
+        table.add_row(split, str(r["seeds"]), str(r["faults"]), f"{r['fault_recall']:.3f}",
+                      f"{r['incident_precision']:.3f}", f"{r['rca']['AC@1']:.3f}", f"{r['rca']['AC@3']:.3f}",
+                      f"{r['pairwise_f1']:.3f}")  # fmt: skip
+    if "gap" in out:
+        g = out["gap"]
+        table.add_row("gap (report - tune)", "", "", f"{g['fault_recall']:+.3f}", f"{g['incident_precision']:+.3f}",
+                      f"{g['AC@1']:+.3f}", f"{g['AC@3']:+.3f}", "")  # fmt: skip
+    Console().print(table)
+
+
 @bench_app.command("incidents")
 def bench_incidents(
     as_json: JsonOption = False,
-    seeds: Annotated[int, typer.Option("--seeds", min=1, help="simulator seeds 1..N")] = 10,
+    seeds: Annotated[int, typer.Option("--seeds", min=1, help="how many simulator seeds")] = 10,
+    first_seed: Annotated[int, typer.Option("--first-seed", min=1, help="the first seed (default 1)")] = 1,
+    families: Annotated[
+        str | None, typer.Option("--families", help="randomised families instead: tune, report or all")
+    ] = None,
     keep: Annotated[
         Path | None, typer.Option("--keep", help="keep the scenarios and databases in this folder")
     ] = None,
@@ -189,13 +229,18 @@ def bench_incidents(
     from bench.incidents import run_incident_bench
 
     err = Console(stderr=True)
+    if families is not None:
+        _family_bench(families, keep, as_json)
+        return
     with err.status("simulate + replay") as status:
 
         def progress(n: int, info: dict[str, Any]) -> None:
             status.update(f"seed {info['seed']} ({n}/{seeds}): {info['detected']}/{info['faults']} faults "
                           f"detected, {info['incidents']} incidents")  # fmt: skip
 
-        result = run_incident_bench(tuple(range(1, seeds + 1)), keep=keep, progress=progress)
+        result = run_incident_bench(
+            tuple(range(first_seed, first_seed + seeds)), keep=keep, progress=progress
+        )
     if as_json:
         print(json.dumps(result))
         return
