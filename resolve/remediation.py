@@ -19,6 +19,7 @@ from core.worker import Worker
 from resolve.catalog import Catalog
 from resolve.executor import Executor, ExecutorConfig
 from resolve.planner import Planner
+from resolve.problems_repository import incidents_changed_after
 from resolve.verify import BurnCheck, Verifier
 
 __all__ = ["Remediation"]
@@ -44,6 +45,7 @@ class Remediation:
         execute: bool = True,
         clock: Callable[[], datetime] = _now,
     ) -> None:
+        self.store = store
         config = ExecutorConfig.from_settings(settings)
         self.catalog = Catalog(store, config.allowed_commands)
         self.planner = Planner(store, self.catalog, note=note, clock=clock)
@@ -53,6 +55,8 @@ class Remediation:
             store, self.executor, burning=burning, transition=transition, note=note, clock=clock
         )
         self._pending: set[str] = set()
+        # incidents updated since (a resolution by an operator reaches no listener): see run_pending
+        self._watermark: datetime = incidents_changed_after(store, None)[1] or datetime.min
         self._lock = threading.Lock()
         self._worker: Worker | None = None
 
@@ -76,6 +80,9 @@ class Remediation:
         self.executor.run_pending()
         self.verifier.run_pending()
         self.executor.run_pending()  # rollback steps a verdict queued
+        updated, latest = incidents_changed_after(self.store, self._watermark)
+        self._watermark = latest or self._watermark
+        self.verifier.check_resolved([i for i, _ in updated])
 
     def start(self, poll_s: float = 1.0) -> None:
         """Run on a worker every ``poll_s`` (at once on start: catch up on the outbox)."""

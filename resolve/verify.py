@@ -78,6 +78,15 @@ def signals_of(store: Store, incident_id: str, since: datetime, burning: BurnChe
     return Signals(firing, anomalous, slos, checked)
 
 
+def _why(signals: Signals) -> str:
+    parts = (
+        f"alerts firing: {', '.join(signals.firing_alerts)}" if signals.firing_alerts else "",
+        f"anomalous: {', '.join(signals.anomalous_series)}" if signals.anomalous_series else "",
+        f"SLOs burning: {', '.join(signals.burning_slos)}" if signals.burning_slos else "",
+    )
+    return "; ".join(p for p in parts if p)
+
+
 class Verifier:
     """Watch verifying plans; resolve with confirmation, or roll back and escalate."""
 
@@ -90,6 +99,7 @@ class Verifier:
         self.transition = transition
         self.note = note
         self.clock = clock
+        self._seen: set[tuple[str, datetime]] = set()
 
     def run_pending(self) -> int:
         """Give a verdict on every plan whose window ended; return how many."""
@@ -111,6 +121,36 @@ class Verifier:
             done += 1
         return done
 
+    def check_resolved(self, incident_ids: Sequence[str], grace_s: float = 300.0) -> list[str]:
+        """Incidents resolved without a verdict of ours: record whether their signals agreed, and
+        note those resolved while signals still burn as unverified; return those."""
+        unverified = []
+        for incident_id in incident_ids:
+            incident = incidents_repo.incident_by_id(self.store, incident_id)
+            if (
+                incident is None
+                or incident.status is not IncidentStatus.RESOLVED
+                or incident.resolved_at is None
+            ):
+                continue
+            key = (incident_id, incident.resolved_at)
+            if key in self._seen:
+                continue
+            self._seen.add(key)
+            mine = repo.plans(self.store, incident=incident_id, status=["restored", "resolved_elsewhere"])
+            if mine:
+                continue  # our own verdict, or the verifying plan already recorded it
+            since = incident.resolved_at - timedelta(seconds=grace_s)
+            signals = signals_of(self.store, incident_id, since, self.burning)
+            AuditLog(self.store).append("verdict", incident_id, {"resolved_without_verification": True,
+                                                                 "unverified": not signals.restored,
+                                                                 **signals.to_wire()})  # fmt: skip
+            if not signals.restored:
+                unverified.append(incident_id)
+                self._note(incident_id, "resolved while signals still burn: unverified restoration ("
+                                        + _why(signals) + ")")  # fmt: skip
+        return unverified
+
     def _verdict(self, plan: repo.PlanRow, signals: Signals, now: datetime) -> None:
         verdict = {"restored": signals.restored, **signals.to_wire()}
         with self.store.transaction() as con:
@@ -125,13 +165,7 @@ class Verifier:
                     f"no anomalous series, no SLO burning (runbook {plan.runbook})")  # fmt: skip
             self._transition(plan.incident_id, IncidentStatus.RESOLVED, text)
             return
-        why = "; ".join(
-            part for part in (
-                f"alerts firing: {', '.join(signals.firing_alerts)}" if signals.firing_alerts else "",
-                f"anomalous: {', '.join(signals.anomalous_series)}" if signals.anomalous_series else "",
-                f"SLOs burning: {', '.join(signals.burning_slos)}" if signals.burning_slos else "",
-            ) if part
-        )  # fmt: skip
+        why = _why(signals)
         self._note(plan.incident_id, f"verification failed for runbook {plan.runbook} ({why}); "
                                      f"{'rolling back' if plan.rollback else 'no rollback steps'}; escalated")  # fmt: skip
         fresh = repo.plan_by_id(self.store, plan.id)
@@ -139,15 +173,19 @@ class Verifier:
             self.executor.start_rollback(fresh, f"verification failed: {why}")
 
     def _manual(self, plan: repo.PlanRow, now: datetime) -> None:
-        """An operator resolved during verification: record whether the signals agreed."""
+        """Resolved during verification by someone else (an operator, or the pipeline once every alert
+        stayed quiet): record whether the signals agreed."""
         signals = signals_of(self.store, plan.incident_id, plan.mitigated_at or now, self.burning)
-        verdict = {"manual": True, **signals.to_wire()}
+        verdict = {"outside_verification": True, **signals.to_wire()}
         with self.store.transaction() as con:
-            repo.update_plan(con, plan.id, status="resolved_manually", verdict=verdict, finished_at=now)
+            repo.update_plan(con, plan.id, status="resolved_elsewhere", verdict=verdict, finished_at=now)
             AuditLog(con).append("verdict", plan.incident_id, {"plan": plan.id, "unverified": not signals.restored,
                                                                **verdict})  # fmt: skip
         if not signals.restored:
-            self._note(plan.incident_id, "resolved by hand while signals still burn: unverified restoration")
+            self._note(
+                plan.incident_id,
+                "resolved outside verification while signals still burn: unverified restoration",
+            )
 
     def _note(self, incident_id: str, text: str) -> None:
         if self.note is not None:

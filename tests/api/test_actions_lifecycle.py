@@ -114,3 +114,13 @@ def test_recovered_signals_resolve_with_restoration_confirmed(
         assert any(t.startswith("restoration confirmed") and "HighErrorRate" in t for t in _timeline(c, iid))
         assert incident["status"] == "resolved"
     assert ["undo", "healing-svc"] not in script.calls()
+
+
+def test_an_operator_resolving_while_alerts_still_fire_is_recorded_as_unverified(
+    verifying: tuple[LiveServer, ArgvScript],
+) -> None:
+    server, _ = verifying
+    with server.client() as c:
+        iid, _ = _open(c, "no-runbook-svc")  # no runbook matches: a plain manual resolution
+        assert c.post(f"/api/v1/incidents/{iid}/resolve").status_code == 200
+        wait_for(lambda: [t for t in _timeline(c, iid) if "unverified" in t and "HighErrorRate" in t] or None)

@@ -93,5 +93,5 @@ def test_a_manual_resolve_while_signals_burn_is_recorded_as_unverified(store: St
         con.execute("UPDATE incidents SET status = 'resolved' WHERE id = 'I-hand'")
     r.run_pending()
     plan = repo.plans(store, incident="I-hand")[0]
-    assert plan.status == "resolved_manually" and plan.verdict is not None and not plan.verdict["restored"]
+    assert plan.status == "resolved_elsewhere" and plan.verdict is not None and not plan.verdict["restored"]
     assert any("unverified" in t for _, t in rec.notes)
