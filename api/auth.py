@@ -11,7 +11,8 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from fastapi import Request
+from fastapi import Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBasic, HTTPBasicCredentials, HTTPBearer
 
 from core.errors import AuthError, ForbiddenError
 from core.store import Store
@@ -70,10 +71,21 @@ def check_scope(request: Request, token: str | None, scope: str) -> None:
         raise ForbiddenError(f"token lacks the {scope!r} scope")
 
 
+#: Declared for the OpenAPI (so ``/docs`` can authorize); :func:`credentials` reads the header itself.
+BEARER = HTTPBearer(auto_error=False, scheme_name="bearerAuth", description="an opsloop token")
+BASIC = HTTPBasic(
+    auto_error=False, scheme_name="basicAuth", description="any user name, the token as password"
+)
+
+
 def require(scope: str) -> Callable[[Request], Coroutine[Any, Any, None]]:
     """FastAPI dependency: the request must carry a token with ``scope``."""
 
-    async def dependency(request: Request) -> None:
+    async def dependency(
+        request: Request,
+        _bearer: HTTPAuthorizationCredentials | None = Security(BEARER),
+        _basic: HTTPBasicCredentials | None = Security(BASIC),
+    ) -> None:
         check_scope(request, credentials(request), scope)
 
     return dependency

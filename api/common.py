@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Sequence
+import json
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import Request
+from fastapi import Query, Request
 
 from api.auth import credentials
 from api.convert import incident_detail_to_wire, incident_to_wire
@@ -22,8 +23,11 @@ from detect.incidents import repository as repo
 __all__ = [
     "ACTIVE",
     "ACTIVE_STATUSES",
+    "CURSOR_PARAM",
     "PRIORITIES",
+    "SCAN_ROWS",
     "actor_of",
+    "cursor_page",
     "decode_cursor",
     "encode_cursor",
     "incident_detail",
@@ -32,6 +36,7 @@ __all__ = [
     "parse_series_id",
     "parse_statuses",
     "parse_time",
+    "time_key",
 ]
 
 ACTIVE = "active"
@@ -122,6 +127,83 @@ def decode_cursor(cursor: str, field: str = "cursor") -> tuple[datetime, str]:
     if not sep or not incident_id or opened_at.tzinfo is not None:
         raise SchemaError(field, "not a cursor this server issued")
     return opened_at, incident_id
+
+
+#: Most rows a list endpoint reads from the store to page through in memory.
+SCAN_ROWS = 100_000
+#: The ``cursor`` query parameter every list endpoint takes (``next_cursor`` of the previous page).
+CURSOR_PARAM = Query(default=None, max_length=4096, description="next_cursor of the previous page")
+
+Key = tuple[str | int | float | bool | None, ...]
+
+
+def time_key(text: str | None) -> str:
+    """A wire time (RFC 3339 with ``Z``) as a string that sorts in time order (fixed precision).
+
+    >>> time_key("2024-05-01T11:30:00Z") < time_key("2024-05-01T11:30:00.5Z")
+    True
+    """
+    stamp = (text or "").removesuffix("Z")
+    return stamp if "." in stamp or not stamp else stamp + ".000000"
+
+
+def cursor_page(
+    items: Sequence[dict[str, Any]],
+    *,
+    key: Callable[[dict[str, Any]], Key],
+    limit: int,
+    cursor: str | None = None,
+    reverse: bool = False,
+    field: str = "cursor",
+) -> dict[str, Any]:
+    """One page of a list endpoint: ``{items, next_cursor, total}``, the shape every list answers.
+
+    ``items`` are ordered by ``key`` (descending with ``reverse``); ``key`` must be unique per
+    item (end it with the id). The opaque cursor carries the last key shown, so the next page
+    starts after it even when items were added or removed meanwhile; ``next_cursor`` is null on
+    the last page and ``total`` counts every item, wherever the cursor stands.
+
+    >>> rows = [{"id": str(i)} for i in range(5)]
+    >>> first = cursor_page(rows, key=lambda r: (r["id"],), limit=2)
+    >>> [r["id"] for r in first["items"]], first["total"]
+    (['0', '1'], 5)
+    >>> [r["id"] for r in cursor_page(rows, key=lambda r: (r["id"],), limit=9, cursor=first["next_cursor"])["items"]]
+    ['2', '3', '4']
+    """
+    ordered = sorted(items, key=key, reverse=reverse)
+    if cursor:
+        after = _decode_key(cursor, field)
+        try:
+            ordered = [i for i in ordered if (key(i) < after if reverse else key(i) > after)]
+        except TypeError as exc:
+            raise SchemaError(field, "not a cursor of this list") from exc
+    page = ordered[:limit]
+    more = len(ordered) > limit
+    return {
+        "items": page,
+        "next_cursor": _encode_key(key(page[-1])) if more and page else None,
+        "total": len(items),
+    }
+
+
+def _encode_key(key: Key) -> str:
+    raw = json.dumps(list(key), separators=(",", ":")).encode()
+    return "k" + base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_key(cursor: str, field: str) -> Key:
+    try:
+        if not cursor.startswith("k"):
+            raise ValueError(cursor)
+        raw = base64.urlsafe_b64decode(cursor[1:] + "=" * (-len(cursor[1:]) % 4))
+        values = json.loads(raw)
+    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
+        raise SchemaError(field, "not a cursor this server issued") from exc
+    if not isinstance(values, list) or not all(
+        v is None or isinstance(v, str | int | float | bool) for v in values
+    ):
+        raise SchemaError(field, "not a cursor this server issued")
+    return tuple(values)
 
 
 def incident_page(

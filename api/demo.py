@@ -24,8 +24,8 @@ from typing import Any
 
 import httpx
 from rich.console import Console
-from rich.table import Table
 
+from api.cli.render import Table
 from ingest.remote_write import REQUEST_HEADERS, encode_write_request
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
@@ -548,7 +548,7 @@ def show_detection(client: httpx.Client, console: Console) -> int:
         f"[bold]5.[/] detect: the server scored all {scored:,.0f} committed points against each series' "
         "learned normal range (no static thresholds)"
     )
-    found = client.get("/api/v1/anomalies", params={"limit": 1000}).json()
+    found = client.get("/api/v1/anomalies", params={"limit": 1000}).json()["items"]
     by_series: dict[str, list[dict[str, Any]]] = {}
     for a in found:
         by_series.setdefault(a["series_id"], []).append(a)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from rich.console import Console
-from rich.table import Table
 
+from api.cli.render import Table
 from core.store import Store
 
 _TABLES = {

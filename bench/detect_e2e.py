@@ -180,7 +180,7 @@ def run_detect_e2e(
             while time.perf_counter() < deadline and not done.is_set():
                 got = client.get(
                     "/api/v1/anomalies", params={"series_id": [str(i) for i in ids[:SPIKED]]}
-                ).json()
+                ).json()["items"]
                 if any(a["value"] > 10 * abs(a["expected"]) for a in got):
                     anomaly_lag.append(time.perf_counter() - acked)
                     return

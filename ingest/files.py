@@ -11,7 +11,9 @@ seconds (int or float) or, in Parquet, a native timestamp. ``labels`` is a JSON 
 (a string in CSV and NDJSON; a string, struct or map in Parquet; may be omitted); label
 values must be strings, numbers or booleans, and an empty value means "no such label",
 as in Prometheus. A ``.jsonl`` whose first line holds ``resourceMetrics`` or
-``resourceLogs`` is an OpenTelemetry Collector file export and goes to ``ingest.otlp``.
+``resourceLogs`` is an OpenTelemetry Collector file export and goes to ``ingest.otlp``; one
+whose first line holds ``specversion`` is CloudEvents (deploys and config changes, one per
+line, as ``opsloop simulate`` writes ``events/changes.jsonl``) and goes to ``ingest.cloudevents``.
 
 Speed: rows never meet Python. Files are read by Arrow in record batches; ``name`` and
 ``labels`` are dictionary-encoded (for free when Parquet stored them that way), the two
@@ -31,6 +33,7 @@ import glob
 import json
 import math
 import queue
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -88,6 +91,8 @@ class IngestSummary:
     series: int
     seconds: float
     errors: list[dict[str, str]]
+    #: What each file did: ``file``, ``format``, ``rows`` committed, ``duplicate_rows``, ``error``.
+    per_file: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def rows_per_s(self) -> float:
@@ -104,6 +109,7 @@ class IngestSummary:
             "seconds": round(self.seconds, 3),
             "rows_per_s": round(self.rows_per_s, 1),
             "errors": self.errors,
+            "per_file": self.per_file,
         }
 
 
@@ -163,6 +169,8 @@ def sniff_format(path: Path) -> str:
             first = f.readline(1 << 20)
         if b'"resourceMetrics"' in first or b'"resourceLogs"' in first:
             return "otlp"
+        if b'"specversion"' in first:
+            return "cloudevents"
     return fmt
 
 
@@ -211,8 +219,21 @@ class FileIngester:
         files, errors = expand_paths(paths)
         rows = dupes = 0
         series: set[int] = set()
+        per_file: list[dict[str, Any]] = [
+            {"file": e["file"], "format": "", "rows": 0, "duplicate_rows": 0, "error": e["error"]}
+            for e in errors
+        ]
         for path in files:
             result = self.ingest_file(path)
+            per_file.append(
+                {
+                    "file": str(path),
+                    "format": result.format,
+                    "rows": result.rows,
+                    "duplicate_rows": result.duplicate_rows,
+                    "error": result.error,
+                }
+            )
             if result.error:
                 errors.append({"file": str(path), "error": result.error})
                 continue
@@ -221,7 +242,7 @@ class FileIngester:
             series |= result.series
         return IngestSummary(
             files=len(files), rows=rows, duplicate_rows=dupes, series=len(series),
-            seconds=time.perf_counter() - start, errors=errors,
+            seconds=time.perf_counter() - start, errors=errors, per_file=per_file,
         )  # fmt: skip
 
     def ingest_file(self, path: Path) -> FileResult:
@@ -299,6 +320,9 @@ class FileIngester:
         if fmt == "otlp":
             yield from self._otlp(path, digest)
             return
+        if fmt == "cloudevents":
+            yield self._cloudevents(path, digest), np.empty(0, dtype=np.uint64)
+            return
         readers = {"parquet": _read_parquet, "csv": _read_csv, "ndjson": _read_ndjson}
         row0 = 0
         chunks = _prefetch(readers[fmt](path, self.chunk_rows))
@@ -330,6 +354,23 @@ class FileIngester:
             else:
                 sids = np.empty(0, dtype=np.uint64)
             yield batch, sids
+
+    def _cloudevents(self, path: Path, digest: Future[str]) -> WriteBatch:
+        """One batch of the CloudEvents a JSON-lines file holds; errors name the file's line."""
+        from ingest import cloudevents
+
+        numbered = [(n, line) for n, line in enumerate(path.read_bytes().splitlines(), 1) if line.strip()]
+        body = b"[" + b",".join(line for _, line in numbered) + b"]"
+        try:
+            batch = cloudevents.decode_events(body, cloudevents.BATCH)
+        except SchemaError as exc:
+            index = re.match(r"\[(\d+)\]\.?(.*)", exc.field or "")
+            if index is None or int(index.group(1)) >= len(numbered):
+                raise
+            line = numbered[int(index.group(1))][0]
+            raise RowError(f"line {line}", f"{index.group(2) or 'event'}: {exc.reason}") from exc
+        batch.digest = digest_of(SOURCE, digest.result().encode(), b"cloudevents")
+        return batch
 
     # ------------------------------------------------------------------ converting
 

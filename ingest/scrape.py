@@ -196,6 +196,8 @@ class Scraper:
 
     store: Store
     max_body_bytes: int = 64 * 1024 * 1024
+    #: How a scrape's batches are committed (default ``store.write_many``; ``serve`` uses its queue).
+    write: Callable[[Sequence[WriteBatch]], object] | None = None
     _parsers: dict[str, ExpositionParser] = field(default_factory=dict)
 
     async def scrape(self, client: httpx.AsyncClient, target: Target) -> ScrapeResult:
@@ -228,7 +230,7 @@ class Scraper:
         health = _health_batch(target, start_us, batch is not None, duration, samples, self.store)
         batches = [batch, health] if batch is not None else [health]
         try:
-            await asyncio.to_thread(self.store.write_many, batches)
+            await asyncio.to_thread(self.write or self.store.write_many, batches)
         except OpsloopError as exc:
             log.error("cannot store scrape of %s: %s", target.url, exc.message)
             error = error or f"store: {exc.message}"

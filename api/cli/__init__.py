@@ -50,7 +50,34 @@ CLI_MODULES: tuple[str, ...] = (
     "audit",
     "runbooks",
     "worker",
+    "alerts",  # newcomer path: alerts, silences, backlog and known errors from the CLI
+    "silences",
+    "backlog",
+    "known_errors",
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            print(f"opsloop {version('opsloop')}")
+        except PackageNotFoundError:
+            from api.app import VERSION
+
+            print(f"opsloop {VERSION}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    show_version: Annotated[
+        bool,
+        typer.Option("--version", callback=_print_version, is_eager=True, help="print the version and exit"),
+    ] = False,
+) -> None:
+    """opsloop: AIOps operations analytics on DuckDB."""
 
 
 def settings_for(db: str | None) -> Settings:
@@ -72,7 +99,7 @@ def main() -> None:
         words = [a for a in sys.argv[1:] if not a.startswith("-")]
         groups = {g.name for g in app.registered_groups}
         line = one_line(exc, " ".join(words[:2] if words and words[0] in groups else words[:1]))
-        if line is None:
-            raise
+        if line is None:  # any other expected error: one line too, never a traceback
+            line = f"opsloop: {exc.message}"
         print(line, file=sys.stderr)  # one line, never wrapped
         raise SystemExit(1) from None

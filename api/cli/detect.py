@@ -8,10 +8,10 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.table import Table
 
 from api.cli import DbOption, JsonOption, settings_for
 from api.cli._remote import TokenOption, UrlOption, open_target, store_of
+from api.cli.render import Table
 from api.common import parse_series_id, parse_time
 from api.convert import anomaly_to_wire
 from core.errors import OpsloopError

@@ -14,10 +14,10 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from api.cli import DbOption, JsonOption, settings_for
 from api.cli._remote import is_locked
+from api.cli.render import Table
 from api.common import parse_time
 from api.convert import diagnosis_to_wire
 from core.errors import OpsloopError

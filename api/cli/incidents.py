@@ -17,10 +17,10 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from api.cli import DbOption, JsonOption, settings_for
 from api.cli._remote import TokenOption, UrlOption, is_locked, open_target
+from api.cli.render import Table
 from api.client import Client
 from api.common import incident_detail, incident_page, parse_priorities, parse_statuses, parse_time
 from core.errors import NotFoundError, OpsloopError

@@ -12,6 +12,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeR
 
 from api.cli import DbOption, JsonOption, settings_for
 from api.cli._remote import TokenOption, UrlOption, open_target, store_of
+from api.cli.render import escape
 from ingest.files import FileIngester, expand_paths
 
 
@@ -29,8 +30,11 @@ def register(app: typer.Typer) -> None:
         """Load metric files: .csv/.parquet/.ndjson/.jsonl long format (ts, name, labels, value).
 
         A .jsonl that is an OpenTelemetry Collector file export is read as OTLP. Each file
-        is one transaction: a bad file is reported (file and line) and skipped, the others
-        are loaded. Loading the same file twice stores it once. Exit code 1 if any file failed.
+        is one transaction: a bad file is reported (file and line) and nothing of it is written,
+        the others are loaded; each file's line says what it committed or why it was refused.
+        A .jsonl of CloudEvents (deploys, config changes) is loaded as changes. Loading the
+        same file twice stores it once. Exit code 0 when every file was committed, 3 when some
+        were and others refused, 1 when none was.
         While a server holds the database, metric points go to it by remote-write; a file
         sent twice gives the same request bodies, which the server skips as re-sent.
         """
@@ -57,13 +61,20 @@ def register(app: typer.Typer) -> None:
         if as_json:
             print(json.dumps(data))
         else:
-            out = Console()
+            out = Console(highlight=False)
+            for f in summary.per_file:
+                name = escape(str(Path(f["file"])))
+                if f["error"]:
+                    out.print(f"[red]refused[/red]   {name}: {escape(f['error'])} (nothing of it written)")
+                else:
+                    again = f", {f['duplicate_rows']:,} already ingested" if f["duplicate_rows"] else ""
+                    out.print(f"[green]committed[/green] {name}: {f['rows']:,} rows ({f['format']}){again}")
             out.print(
                 f"{data['files']} files, {data['rows']:,} rows, {data['series']:,} series in "
                 f"{data['seconds']:.2f} s ({data['rows_per_s']:,.0f} rows/s)"
                 + (f", {data['duplicate_rows']:,} rows already ingested" if data["duplicate_rows"] else "")
+                + (f"; {len(summary.errors)} refused" if summary.errors else "")
             )
-            for err in summary.errors:
-                out.print(f"[red]error[/red] {Path(err['file'])}: {err['error']}", highlight=False)
         if summary.errors:
-            raise typer.Exit(1)
+            committed = sum(1 for f in summary.per_file if not f["error"])
+            raise typer.Exit(3 if committed else 1)

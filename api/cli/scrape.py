@@ -12,10 +12,10 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.live import Live
-from rich.table import Table
 from rich.text import Text
 
 from api.cli import DbOption, JsonOption, settings_for
+from api.cli.render import Table, plain
 from core.errors import ConfigError
 from core.store import Store
 from ingest.scrape import Scraper, ScrapeResult, Target, load_config
@@ -130,7 +130,7 @@ def _print_results(results: list[ScrapeResult], as_json: bool) -> None:
         table.add_row(
             str(r["job"]),
             str(r["instance"]),
-            "[green]1[/green]" if r["up"] else "[red]0[/red]",
+            plain("1", "green") if r["up"] else plain("0", "red"),
             str(r["samples"]),
             f"{r['duration_s']:.3f}",
             str(r["error"]),

@@ -8,9 +8,9 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from api.cli import JsonOption
+from api.cli.render import Table
 from core.errors import ConfigError
 
 

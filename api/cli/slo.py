@@ -16,10 +16,10 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from api.cli import DbOption, JsonOption, settings_for
 from api.cli._remote import NeedsFileError, TokenOption, UrlOption, is_locked, open_target
+from api.cli.render import Table, plain
 from core.errors import OpsloopError
 from slo.spec import SloSpec
 
@@ -110,7 +110,7 @@ def slo_table(items: list[dict[str, Any]], title: str | None = None) -> Table:
         colour = {"healthy": "green", "at_risk": "yellow", "exhausted": "red"}.get(state, "white")
         table.add_row(
             s["name"], s["service"], _pct(s["objective"], 2), s["window"], s["budgeting_method"],
-            _pct(s["sli"], 3), _pct(s["budget_remaining"], 1), rates, f"[{colour}]{state}[/{colour}]",
+            _pct(s["sli"], 3), _pct(s["budget_remaining"], 1), rates, plain(state, colour),
         )  # fmt: skip
     return table
 
@@ -141,7 +141,7 @@ def status(
             if isinstance(store, Client):  # the server's latest evaluation (it runs every slo_interval_s)
                 if when is not None:
                     raise NeedsFileError("--at evaluates the file; the server answers its latest evaluation")
-                items = store.get("/api/v1/slos")
+                items = store.get("/api/v1/slos", limit=1000)["items"]
                 if as_json:
                     print(json.dumps(items))
                 else:

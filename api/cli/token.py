@@ -6,10 +6,10 @@ import json
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from api.cli import DbOption, JsonOption, console, settings_for
 from api.cli._remote import NeedsFileError, TokenOption, UrlOption, open_target
+from api.cli.render import Table
 from api.client import Client
 from api.server_file import read_server_file
 from core.store import SCOPES, Store
@@ -56,7 +56,9 @@ def token_list(
     """List tokens (ids, names, scopes; never the secrets); an admin --token while serving."""
     with open_target(settings_for(db), url, token) as target:
         if isinstance(target, Client):
-            items = sorted(target.get("/api/v1/tokens"), key=lambda t: str(t["created_at"]))
+            items = sorted(
+                target.get("/api/v1/tokens", limit=1000)["items"], key=lambda t: str(t["created_at"])
+            )
         else:
             rows = target.list_tokens()
             items = [

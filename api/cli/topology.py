@@ -8,10 +8,10 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from api.cli import DbOption, JsonOption, settings_for
 from api.cli._remote import TokenOption, UrlOption, open_target, store_of
+from api.cli.render import Table
 from api.client import Client
 from core.batch import WriteBatch
 from core.errors import OpsloopError

@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import require
-from api.common import parse_series_id, parse_time
+from api.common import CURSOR_PARAM, SCAN_ROWS, cursor_page, parse_series_id, parse_time, time_key
 from api.convert import anomaly_to_wire
 from detect import repository
 from detect.engine import DetectionEngine
@@ -37,8 +37,9 @@ async def list_anomalies(
     service: str | None = None,
     since: str | None = None,
     limit: int = Query(default=100, ge=1, le=10_000),
-) -> list[dict[str, Any]]:
-    """Newest anomalies first."""
+    cursor: str | None = CURSOR_PARAM,
+) -> dict[str, Any]:
+    """Newest anomalies first, a page at a time (``{items, next_cursor, total}``)."""
     ids = [parse_series_id("series_id", s) for s in series_id]
     found = await run_in_threadpool(
         repository.list_anomalies,
@@ -46,9 +47,12 @@ async def list_anomalies(
         series_ids=ids,
         service=service,
         since=parse_time("since", since),
-        limit=limit,
+        limit=SCAN_ROWS,
     )
-    return [anomaly_to_wire(a) for a in found]
+    wire = [anomaly_to_wire(a) for a in found]
+    return cursor_page(
+        wire, key=lambda a: (time_key(a["ts"]), a["id"]), reverse=True, limit=limit, cursor=cursor
+    )
 
 
 @router.get("/api/v1/series/{series_id}/band", dependencies=[Depends(require("read"))])

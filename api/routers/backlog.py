@@ -14,6 +14,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query, Request
 
 from api.auth import require
+from api.common import CURSOR_PARAM, SCAN_ROWS, cursor_page
 from api.convert import backlog_item_to_wire
 from core.errors import NotFoundError, SchemaError
 from core.store import Store
@@ -52,21 +53,28 @@ def list_backlog(
     slo: str | None = None,
     sort: str = "priority",
     limit: int = Query(default=100, ge=1, le=1000),
+    cursor: str | None = CURSOR_PARAM,
 ) -> dict[str, Any]:
-    """Backlog items: ``{items, total}``; ``total`` counts every item matching the filters."""
+    """Backlog items, a page at a time: ``{items, next_cursor, total}`` (``total`` counts every
+    item matching the filters); the cursor is the position in ``sort`` order."""
     if sort not in SORTS:
         raise SchemaError("sort", f"expected one of {', '.join(SORTS)}, got {sort!r}")
     store: Store = request.app.state.store
     statuses = parse_backlog_statuses(status)
-    found = repo.list_items(store, status=statuses, slo=slo or None, sort=sort, limit=limit)
-    deliveries = repo.deliveries_of(store, [s.item.id for s in found])
-    return {
-        "items": [
-            backlog_item_to_wire(s.item, s.revision, [d for d in deliveries if d.item_id == s.item.id])
-            for s in found
-        ],
-        "total": repo.count_items(store, status=statuses, slo=slo or None),
-    }
+    found = repo.list_items(store, status=statuses, slo=slo or None, sort=sort, limit=SCAN_ROWS)
+    rank = {s.item.id: i for i, s in enumerate(found)}
+    page = cursor_page(
+        [{"id": s.item.id} for s in found], key=lambda r: (rank[r["id"]], r["id"]), limit=limit, cursor=cursor
+    )
+    shown = {r["id"] for r in page["items"]}
+    deliveries = repo.deliveries_of(store, sorted(shown))
+    page["items"] = [
+        backlog_item_to_wire(s.item, s.revision, [d for d in deliveries if d.item_id == s.item.id])
+        for s in found
+        if s.item.id in shown
+    ]
+    page["total"] = repo.count_items(store, status=statuses, slo=slo or None)
+    return page
 
 
 @router.get("/api/v1/backlog/{item_id}", dependencies=[Depends(require("read"))])

@@ -21,7 +21,18 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from api.auth import require
-from api.common import actor_of, incident_detail, incident_page, parse_priorities, parse_statuses, parse_time
+from api.common import (
+    CURSOR_PARAM,
+    SCAN_ROWS,
+    actor_of,
+    cursor_page,
+    incident_detail,
+    incident_page,
+    parse_priorities,
+    parse_statuses,
+    parse_time,
+    time_key,
+)
 from api.convert import (
     alert_to_wire,
     diagnosis_to_wire,
@@ -174,10 +185,16 @@ def diagnose(request: Request, incident_id: str, as_of: str | None = None) -> di
 
 @router.get("/api/v1/alerts", dependencies=[Depends(require("read"))])
 def list_alerts(
-    request: Request, status: str | None = None, limit: int = Query(default=200, ge=1, le=10_000)
-) -> list[dict[str, Any]]:
+    request: Request,
+    status: str | None = None,
+    limit: int = Query(default=200, ge=1, le=10_000),
+    cursor: str | None = CURSOR_PARAM,
+) -> dict[str, Any]:
     """Recent alerts, newest first; ``status`` is ``firing`` (flapping ones included; they show
     as ``flapping``) or ``resolved``."""
     if status is not None and status not in ALERT_STATUSES:
         raise SchemaError("status", f"expected one of {', '.join(ALERT_STATUSES)}, got {status!r}")
-    return [alert_to_wire(a) for a in repo.list_alerts(request.app.state.store, status=status, limit=limit)]
+    found = repo.list_alerts(request.app.state.store, status=status, limit=SCAN_ROWS)
+    wire = [alert_to_wire(a) for a in found]
+    key = lambda a: (time_key(a["starts_at"]), a["id"])  # noqa: E731
+    return cursor_page(wire, key=key, reverse=True, limit=limit, cursor=cursor)

@@ -12,12 +12,12 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from api.auth import require
-from api.common import actor_of
+from api.common import CURSOR_PARAM, actor_of, cursor_page, time_key
 from api.convert import iso_utc
 from core.model import KnownError
 from diagnose.known_errors import created_now, delete_known_error, list_known_errors, save_known_error
@@ -52,12 +52,15 @@ def known_error_to_wire(ke: KnownError) -> dict[str, Any]:
 
 
 @router.get("/api/v1/known-errors", dependencies=[Depends(require("read"))])
-def list_all(request: Request) -> list[dict[str, Any]]:
-    """Every known error, oldest first."""
-    return [known_error_to_wire(k) for k in list_known_errors(request.app.state.store)]
+def list_all(
+    request: Request, limit: int = Query(default=100, ge=1, le=1000), cursor: str | None = CURSOR_PARAM
+) -> dict[str, Any]:
+    """Known errors, oldest first, a page at a time."""
+    wire = [known_error_to_wire(k) for k in list_known_errors(request.app.state.store)]
+    return cursor_page(wire, key=lambda k: (time_key(k["created_at"]), k["id"]), limit=limit, cursor=cursor)
 
 
-@router.post("/api/v1/known-errors", dependencies=[Depends(require("write"))])
+@router.post("/api/v1/known-errors", status_code=201, dependencies=[Depends(require("write"))])
 def create(request: Request, body: KnownErrorRequest) -> JSONResponse:
     """Record (or with ``id``, replace) a known error; Diagnose matches it from the next run."""
     ke = KnownError(

@@ -16,7 +16,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
 from api.auth import require
-from api.errors import error_response, status_for
+from api.errors import error_response, protocol_responses, status_for
 from api.ingesting import commit, count_ok, mark_format, read_body
 from core.batch import WriteBatch
 from core.errors import OpsloopError
@@ -44,6 +44,16 @@ def _status_message() -> type:
 
 
 Status = _status_message()
+#: The error answers, documented as OTLP's ``google.rpc.Status`` in JSON or protobuf.
+STATUS_RESPONSES = protocol_responses(
+    {
+        "type": "object",
+        "properties": {"code": {"type": "integer"}, "message": {"type": "string"}},
+        "required": ["code", "message"],
+    },
+    (JSON, PROTOBUF),
+    what="OTLP google.rpc.Status",
+)
 
 
 def _answer_type(request: Request) -> str:
@@ -78,20 +88,20 @@ async def _export(request: Request, signal: str, decode: Callable[[bytes, str], 
     return Response(answer, status_code=200, media_type=answer_type)
 
 
-@router.post("/v1/metrics", dependencies=[Depends(require("ingest"))])
+@router.post("/v1/metrics", dependencies=[Depends(require("ingest"))], responses=STATUS_RESPONSES)
 async def otlp_metrics(request: Request) -> Response:
     """Take one ``ExportMetricsServiceRequest``; 200 once committed."""
     known = request.app.state.store.known_series
     return await _export(request, "metrics", lambda body, ctype: decode_metrics(body, ctype, known))
 
 
-@router.post("/v1/logs", dependencies=[Depends(require("ingest"))])
+@router.post("/v1/logs", dependencies=[Depends(require("ingest"))], responses=STATUS_RESPONSES)
 async def otlp_logs(request: Request) -> Response:
     """Take one ``ExportLogsServiceRequest``; 200 once committed."""
     return await _export(request, "logs", decode_logs)
 
 
-@router.post("/v1/traces", dependencies=[Depends(require("ingest"))])
+@router.post("/v1/traces", dependencies=[Depends(require("ingest"))], responses=STATUS_RESPONSES)
 async def otlp_traces(request: Request) -> Response:
     """Take one ``ExportTraceServiceRequest``; 200 once its spans are committed."""
     return await _export(request, "traces", decode_traces)

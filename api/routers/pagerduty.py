@@ -10,7 +10,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from api.auth import check_scope, credentials
-from api.errors import reason_for, status_for
+from api.errors import protocol_responses, reason_for, status_for
 from api.ingesting import commit, count_ok, mark_format, read_body
 from core.errors import (
     AuthError,
@@ -24,9 +24,22 @@ from core.telemetry import INGEST_REJECTED, INGEST_REQUESTS
 from ingest.pagerduty import FORMAT, MAX_BYTES, decode_event, parse_body, routing_key_of
 
 router = APIRouter(tags=["ingest"])
+#: The error answers, documented in PagerDuty's shape.
+PAGERDUTY_ERRORS = protocol_responses(
+    {
+        "type": "object",
+        "properties": {
+            "status": {"type": "string"},
+            "message": {"type": "string"},
+            "errors": {"type": "array", "items": {"type": "string"}},
+        },
+        "required": ["status", "message", "errors"],
+    },
+    what="PagerDuty's error body",
+)
 
 
-@router.post("/v2/enqueue", status_code=202)
+@router.post("/v2/enqueue", status_code=202, responses=PAGERDUTY_ERRORS)
 async def enqueue(request: Request) -> JSONResponse:
     """Take one alert event; 202 with the caller's dedup key once committed."""
     mark_format(request, FORMAT)

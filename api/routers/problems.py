@@ -25,7 +25,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from api.auth import require
-from api.common import actor_of
+from api.common import CURSOR_PARAM, SCAN_ROWS, actor_of, cursor_page, time_key
 from api.problem_backlog import postmortem_for
 from core.errors import SchemaError
 from core.wire import backlog_item_to_wire, iso_or_none
@@ -110,10 +110,14 @@ def list_problems(
     state: list[str] = Query(default=[]),
     service: str | None = None,
     limit: int = Query(default=100, ge=1, le=1000),
-) -> list[dict[str, Any]]:
-    """Problems most recently seen first."""
-    found = _manager(request).list_problems(state=parse_problem_states(state), service=service, limit=limit)
-    return [problem_to_wire(p) for p in found]
+    cursor: str | None = CURSOR_PARAM,
+) -> dict[str, Any]:
+    """Problems most recently seen first, a page at a time."""
+    states = parse_problem_states(state)
+    found = _manager(request).list_problems(state=states, service=service, limit=SCAN_ROWS)
+    wire = [problem_to_wire(p) for p in found]
+    key = lambda p: (time_key(p["last_seen"]), p["id"])  # noqa: E731
+    return cursor_page(wire, key=key, reverse=True, limit=limit, cursor=cursor)
 
 
 @router.post("/api/v1/problems", dependencies=[Depends(require("write"))])

@@ -24,6 +24,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import MultiDict
 
 from api.auth import require
+from api.errors import protocol_responses
 from api.promql import repository
 from api.promql.evaluate import Evaluator, Matrix, PromQLError, grid, matchers_of, parse
 from api.promql.wire import instant_result, range_result
@@ -34,6 +35,19 @@ _READ = [Depends(require("read"))]
 #: Prometheus' own cap on the points of one series in a range query.
 MAX_POINTS = 11_000
 _STATUS = {"bad_data": 400, "execution": 422, "timeout": 503}
+#: The error answers, documented in Prometheus' shape (what its API clients parse).
+PROM_ERRORS = protocol_responses(
+    {
+        "type": "object",
+        "properties": {
+            "status": {"type": "string"},
+            "errorType": {"type": "string"},
+            "error": {"type": "string"},
+        },
+        "required": ["status", "error"],
+    },
+    what="Prometheus' error body",
+)
 
 
 def _error(exc: PromQLError) -> JSONResponse:
@@ -166,7 +180,7 @@ async def _run(fn: Any, *args: Any) -> JSONResponse:
         return _error(exc)
 
 
-@router.api_route("/api/v1/query", methods=["GET", "POST"], dependencies=_READ)
+@router.api_route("/api/v1/query", methods=["GET", "POST"], dependencies=_READ, responses=PROM_ERRORS)
 async def query(request: Request) -> JSONResponse:
     """Instant query at ``time`` (default now)."""
     p = await _params(request)
@@ -180,7 +194,7 @@ async def query(request: Request) -> JSONResponse:
     return await _run(_instant, request.app.state.store, q, at)
 
 
-@router.api_route("/api/v1/query_range", methods=["GET", "POST"], dependencies=_READ)
+@router.api_route("/api/v1/query_range", methods=["GET", "POST"], dependencies=_READ, responses=PROM_ERRORS)
 async def query_range(request: Request) -> JSONResponse:
     """Range query at ``start, start + step, ... <= end``."""
     p = await _params(request)
@@ -196,7 +210,7 @@ async def query_range(request: Request) -> JSONResponse:
     return await _run(_range, request.app.state.store, q, start, end, step)
 
 
-@router.api_route("/api/v1/labels", methods=["GET", "POST"], dependencies=_READ)
+@router.api_route("/api/v1/labels", methods=["GET", "POST"], dependencies=_READ, responses=PROM_ERRORS)
 async def labels(request: Request) -> JSONResponse:
     """Label names, optionally of the series ``match[]`` selects."""
     p = await _params(request)
@@ -208,7 +222,9 @@ async def labels(request: Request) -> JSONResponse:
     return await _run(names)
 
 
-@router.api_route("/api/v1/label/{name}/values", methods=["GET", "POST"], dependencies=_READ)
+@router.api_route(
+    "/api/v1/label/{name}/values", methods=["GET", "POST"], dependencies=_READ, responses=PROM_ERRORS
+)
 async def label_values(request: Request, name: str) -> JSONResponse:
     """Values of one label (``__name__``: the metric names)."""
     p = await _params(request)
@@ -220,7 +236,7 @@ async def label_values(request: Request, name: str) -> JSONResponse:
     return await _run(values)
 
 
-@router.api_route("/api/v1/series", methods=["GET", "POST"], dependencies=_READ)
+@router.api_route("/api/v1/series", methods=["GET", "POST"], dependencies=_READ, responses=PROM_ERRORS)
 async def series(request: Request) -> JSONResponse:
     """Label sets of the series ``match[]`` selects (with a point in ``[start, end]`` when given)."""
     p = await _params(request)
@@ -232,7 +248,7 @@ async def series(request: Request) -> JSONResponse:
     return await _run(_series, request.app.state.store, p.getlist("match[]"), start, end)
 
 
-@router.get("/api/v1/metadata", dependencies=_READ)
+@router.get("/api/v1/metadata", dependencies=_READ, responses=PROM_ERRORS)
 async def metadata(request: Request) -> JSONResponse:
     """Each metric name's kind and unit, in Prometheus' metadata shape."""
 
@@ -245,7 +261,7 @@ async def metadata(request: Request) -> JSONResponse:
     return await _run(rows)
 
 
-@router.get("/api/v1/status/buildinfo", dependencies=_READ)
+@router.get("/api/v1/status/buildinfo", dependencies=_READ, responses=PROM_ERRORS)
 async def buildinfo() -> JSONResponse:
     """What Grafana asks to learn which PromQL flavour it talks to."""
     return _success(

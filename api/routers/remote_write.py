@@ -26,7 +26,8 @@ async def remote_write(request: Request) -> Response:
         )
         await commit(request, batch)
     except OpsloopError as exc:
-        # The spec asks 400 for any invalid sample; Prometheus logs the body, so plain text.
-        return error_response(exc, FORMAT, plain=True, schema_status=400)
+        # The spec asks 400 for any invalid sample; the body is opsloop's one JSON error body,
+        # which Prometheus logs as it is.
+        return error_response(exc, FORMAT, schema_status=400)
     count_ok(FORMAT, 204)
     return Response(status_code=204)

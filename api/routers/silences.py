@@ -19,12 +19,12 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from api.auth import require
-from api.common import actor_of, parse_time
+from api.common import CURSOR_PARAM, actor_of, cursor_page, parse_time, time_key
 from api.convert import silence_to_wire, window_to_wire
 from core.errors import NotFoundError, SchemaError
 from core.model import MaintenanceWindow, Silence, SilenceMatcher
@@ -99,12 +99,22 @@ def _silence(request: Request, silence_id: str) -> Silence:
     return found
 
 
-@router.get("/api/v1/silences", dependencies=[Depends(require("read"))])
+def _silence_key(s: dict[str, Any]) -> tuple[int, str, str]:
+    return (_STATE_ORDER[s["status"]["state"]], time_key(s["endsAt"]), s["id"])
+
+
 def list_silences(request: Request) -> list[dict[str, Any]]:
-    """Every silence: active first, then pending, then expired (kept as history)."""
+    """Every silence as wire objects: active first, then pending, then expired (kept as history)."""
     now = _now()
-    wire = [silence_to_wire(s, now) for s in _silences(request)]
-    return sorted(wire, key=lambda s: (_STATE_ORDER[s["status"]["state"]], s["endsAt"], s["id"]))
+    return sorted((silence_to_wire(s, now) for s in _silences(request)), key=_silence_key)
+
+
+@router.get("/api/v1/silences", dependencies=[Depends(require("read"))])
+def list_silences_page(
+    request: Request, limit: int = Query(default=100, ge=1, le=1000), cursor: str | None = CURSOR_PARAM
+) -> dict[str, Any]:
+    """Silences, active first, then pending, then expired (kept as history), a page at a time."""
+    return cursor_page(list_silences(request), key=_silence_key, limit=limit, cursor=cursor)
 
 
 @router.get("/api/v1/silences/{silence_id}", dependencies=[Depends(require("read"))])
@@ -158,9 +168,12 @@ def _window(request: Request, window_id: str) -> MaintenanceWindow:
 
 
 @router.get("/api/v1/maintenance", dependencies=[Depends(require("read"))])
-def list_windows(request: Request) -> list[dict[str, Any]]:
-    """Every maintenance window, earliest start first."""
-    return [window_to_wire(w) for w in repo.load_windows(request.app.state.store)]
+def list_windows(
+    request: Request, limit: int = Query(default=100, ge=1, le=1000), cursor: str | None = CURSOR_PARAM
+) -> dict[str, Any]:
+    """Maintenance windows, earliest start first, a page at a time."""
+    wire = [window_to_wire(w) for w in repo.load_windows(request.app.state.store)]
+    return cursor_page(wire, key=lambda w: (time_key(w["start"]), w["id"]), limit=limit, cursor=cursor)
 
 
 @router.get("/api/v1/maintenance/{window_id}", dependencies=[Depends(require("read"))])

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import require
-from api.common import parse_time
+from api.common import CURSOR_PARAM, cursor_page, parse_time
 from api.convert import budget_point_to_wire, slo_to_wire
 from core.errors import ConfigError, NotFoundError, SchemaError
 from core.store import Store
@@ -31,11 +31,14 @@ def _engine(request: Request) -> SloEngine:
 
 
 @router.get("/api/v1/slos", dependencies=[Depends(require("read"))])
-def list_slos(request: Request) -> list[dict[str, Any]]:
-    """Every SLO with its latest evaluated status."""
+def list_slos(
+    request: Request, limit: int = Query(default=100, ge=1, le=1000), cursor: str | None = CURSOR_PARAM
+) -> dict[str, Any]:
+    """SLOs by name with their latest evaluated status, a page at a time."""
     engine = _engine(request)
     statuses = latest_statuses(engine.store)
-    return [slo_to_wire(spec, statuses.get(spec.name)) for spec in engine.specs]
+    wire = [slo_to_wire(spec, statuses.get(spec.name)) for spec in engine.specs]
+    return cursor_page(wire, key=lambda s: (s["name"],), limit=limit, cursor=cursor)
 
 
 @router.get("/api/v1/slos/{name}", dependencies=[Depends(require("read"))])

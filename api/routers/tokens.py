@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
 from api.auth import require
+from api.common import CURSOR_PARAM, cursor_page, time_key
 from core.store import Store
+from core.wire import iso_utc
 
 router = APIRouter(tags=["admin"], dependencies=[Depends(require("admin"))])
 
@@ -33,9 +35,12 @@ async def create_token(body: TokenRequest, request: Request) -> dict[str, Any]:
 
 
 @router.get("/api/v1/tokens")
-async def list_tokens(request: Request) -> list[dict[str, Any]]:
-    """List tokens (never their secrets)."""
-    return _list(request.app.state.store)
+async def list_tokens(
+    request: Request, limit: int = Query(default=100, ge=1, le=1000), cursor: str | None = CURSOR_PARAM
+) -> dict[str, Any]:
+    """Tokens, newest first, a page at a time (never their secrets)."""
+    key = lambda t: (time_key(t["created_at"]), t["id"])  # noqa: E731
+    return cursor_page(_list(request.app.state.store), key=key, reverse=True, limit=limit, cursor=cursor)
 
 
 @router.delete("/api/v1/tokens/{token_id}", status_code=204)
@@ -48,6 +53,6 @@ async def revoke_token(token_id: str, request: Request) -> None:
 def _list(store: Store) -> list[dict[str, Any]]:
     rows = store.list_tokens(newest_first=True)
     return [
-        {"id": r[0], "name": r[1], "scopes": list(r[2]), "created_at": r[3].isoformat(), "revoked": r[4]}
+        {"id": r[0], "name": r[1], "scopes": list(r[2]), "created_at": iso_utc(r[3]), "revoked": r[4]}
         for r in rows
     ]

@@ -102,7 +102,11 @@ def wait_for(probe: Callable[[], T | None], timeout: float = 15.0) -> T:
 
 
 def alerts_of_service(c: httpx.Client, service: str) -> list[dict[str, Any]] | None:
-    found = [a for a in c.get("/api/v1/alerts", params={"limit": 10_000}).json() if a["service"] == service]
+    found = [
+        a
+        for a in c.get("/api/v1/alerts", params={"limit": 10_000}).json()["items"]
+        if a["service"] == service
+    ]
     return found or None
 
 

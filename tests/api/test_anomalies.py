@@ -53,7 +53,7 @@ def wait_for_spike(c: httpx.Client, timeout: float = 20.0) -> dict[str, Any]:
     spike_ts = datetime.fromtimestamp((T0_MS + SPIKE_AT * STEP_MS) / 1000, UTC).replace(tzinfo=None)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        for a in c.get("/api/v1/anomalies", params={"limit": 1000}).json():
+        for a in c.get("/api/v1/anomalies", params={"limit": 1000}).json()["items"]:
             if a["ts"] == spike_ts.isoformat() + "Z":
                 return dict(a)
         time.sleep(0.05)
@@ -76,14 +76,16 @@ def test_spike_becomes_an_anomaly_with_a_queryable_band(server: LiveServer) -> N
         ).json()["points"]
         assert [p["ts"] for p in window][:1] == [a["ts"]] and len(window) == 10
 
-        by_series = c.get("/api/v1/anomalies", params={"series_id": a["series_id"], "limit": 1000}).json()
+        by_series = c.get("/api/v1/anomalies", params={"series_id": a["series_id"], "limit": 1000}).json()[
+            "items"
+        ]
         assert by_series and {x["series_id"] for x in by_series} == {a["series_id"]}
         assert all(
             x["service"] == "checkout"
-            for x in c.get("/api/v1/anomalies", params={"service": "checkout"}).json()
+            for x in c.get("/api/v1/anomalies", params={"service": "checkout"}).json()["items"]
         )
-        assert c.get("/api/v1/anomalies", params={"since": "2099-01-01T00:00:00Z"}).json() == []
-        assert len(c.get("/api/v1/anomalies", params={"limit": 1}).json()) == 1
+        assert c.get("/api/v1/anomalies", params={"since": "2099-01-01T00:00:00Z"}).json()["items"] == []
+        assert len(c.get("/api/v1/anomalies", params={"limit": 1}).json()["items"]) == 1
         bad = c.get("/api/v1/anomalies", params={"since": "yesterday"})
         assert bad.status_code == 422 and bad.json()["field"] == "since"
         metrics = c.get("/metrics").text
@@ -143,7 +145,7 @@ def test_detection_can_be_switched_off(tmp_path: Path) -> None:
         with httpx.Client(base_url=f"http://127.0.0.1:{settings.port}") as c:
             post_stream(c)
             time.sleep(0.5)
-            assert c.get("/api/v1/anomalies").json() == []
+            assert c.get("/api/v1/anomalies").json()["items"] == []
         assert store.query("SELECT count(*) FROM bands")[0][0] == 0
     finally:
         uv.should_exit = True

@@ -71,7 +71,7 @@ def test_admin_manages_tokens_over_http_while_the_server_holds_the_database(live
         assert created.status_code == 201
         new = created.json()
         assert new["scopes"] == ["ingest"] and new["token"].startswith("opl_")
-        listed = c.get("/api/v1/tokens").json()
+        listed = c.get("/api/v1/tokens").json()["items"]
         assert new["id"] in {t["id"] for t in listed}
         assert all("token" not in t for t in listed)
         assert c.post("/api/v1/tokens", json={"scopes": ["root"]}).status_code == 400

@@ -103,7 +103,7 @@ def test_known_errors_api_round_trip_and_errors(server: LiveServer) -> None:
         assert r.status_code == 201, r.text
         created = r.json()
         assert created["id"].startswith("KE-") and created["created_by"] == "tests"
-        assert created in c.get("/api/v1/known-errors").json()
+        assert created in c.get("/api/v1/known-errors").json()["items"]
         bad = c.post("/api/v1/known-errors", json={"signature": "(", "workaround": "x"})
         assert bad.status_code == 422 and "signature" in bad.text
         missing = c.post("/api/v1/known-errors", json={"signature": "x"})

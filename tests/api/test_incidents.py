@@ -301,9 +301,9 @@ def test_a_critical_alertmanager_alert_opens_an_incident(server: LiveServer) -> 
 
         inc = wait_for(opened)
         detail = c.get(f"/api/v1/incidents/{inc['id']}").json()
-        firing = c.get("/api/v1/alerts", params={"status": "firing"}).json()
-        assert c.get("/api/v1/alerts", params={"status": "resolved"}).json() == [
-            a for a in c.get("/api/v1/alerts").json() if a["status"] == "resolved"
+        firing = c.get("/api/v1/alerts", params={"status": "firing"}).json()["items"]
+        assert c.get("/api/v1/alerts", params={"status": "resolved"}).json()["items"] == [
+            a for a in c.get("/api/v1/alerts").json()["items"] if a["status"] == "resolved"
         ]
         bad = c.get("/api/v1/alerts", params={"status": "burning"})
     assert inc["status"] == "open" and inc["alert_count"] == 1 and "HighErrorRate" in inc["title"]

@@ -41,7 +41,7 @@ def _seed_pair(server: LiveServer, service: str, first_status: IncidentStatus = 
 
 
 def _problem_of(c: httpx.Client, incident_id: str) -> dict[str, Any] | None:
-    found = [p for p in c.get("/api/v1/problems").json() if incident_id in p["incident_ids"]]
+    found = [p for p in c.get("/api/v1/problems").json()["items"] if incident_id in p["incident_ids"]]
     return found[0] if found else None
 
 
@@ -72,7 +72,7 @@ def test_a_recurrence_becomes_a_problem_filed_as_one_backlog_item(server: LiveSe
         assert c.post(f"/api/v1/incidents/{second}/resolve").status_code == 200
         known = wait_for(lambda: _in_state(c, second, "known_error"))
         assert "drained the bad node" in known["workaround"]
-        kes = {k["id"]: k for k in c.get("/api/v1/known-errors").json()}
+        kes = {k["id"]: k for k in c.get("/api/v1/known-errors").json()["items"]}
         assert kes[known["known_error_id"]]["problem_id"] == known["id"]
         # resolving the problem closes its backlog item
         moved = c.post(f"/api/v1/problems/{known['id']}/transition", json={"state": "resolved"})
@@ -100,7 +100,7 @@ def test_open_by_hand_then_walk_the_lifecycle(server: LiveServer) -> None:
         bad = c.post(f"/api/v1/problems/{pid}/transition", json={"state": "fixed"})
         assert bad.status_code == 422 and "state" in bad.text
         assert c.post("/api/v1/problems/PRB-404/transition", json={"state": "resolved"}).status_code == 404
-        assert c.get("/api/v1/problems", params={"state": "known_error"}).json()[0]["id"] == pid
+        assert c.get("/api/v1/problems", params={"state": "known_error"}).json()["items"][0]["id"] == pid
         assert c.get("/api/v1/problems", params={"state": "bogus"}).status_code == 422
 
 

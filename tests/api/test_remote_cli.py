@@ -182,13 +182,13 @@ def test_slo_load_stores_through_the_server(served: Served) -> None:
     spec = ROOT / "tests" / "slo" / "golden" / "in-orders-events.yaml"
     out = served.cli("slo", "load", str(spec), "--json")
     assert out["slos"] and out["slos"] == [
-        s["name"] for s in served.api("/api/v1/slos") if s["name"] in out["slos"]
+        s["name"] for s in served.api("/api/v1/slos")["items"] if s["name"] in out["slos"]
     ]
 
 
 def test_anomalies_and_slo_status_read_through_the_server(served: Served) -> None:
-    assert served.cli("anomalies", "--json") == served.api("/api/v1/anomalies")[:50]
-    assert served.cli("slo", "status", "--json") == served.api("/api/v1/slos")
+    assert served.cli("anomalies", "--json") == served.api("/api/v1/anomalies")["items"][:50]
+    assert served.cli("slo", "status", "--json") == served.api("/api/v1/slos")["items"]
     at = served.cli("slo", "status", "--at", "2026-01-01T00:00:00Z", ok=False)
     assert at.exit_code == 1 and "--at" in at.output
 

@@ -79,7 +79,7 @@ def test_silence_crud_in_alertmanager_shapes(server: LiveServer) -> None:
             "isEqual": False,
         }
         assert got["endsAt"].endswith("Z") and got["startsAt"] < got["endsAt"]
-        assert sid in [s["id"] for s in c.get("/api/v1/silences").json()]
+        assert sid in [s["id"] for s in c.get("/api/v1/silences").json()["items"]]
 
         updated = c.post("/api/v1/silences", json=silence_body("crud", id=sid, comment="longer upgrade"))
         assert updated.json() == {"silenceID": sid}
@@ -88,7 +88,7 @@ def test_silence_crud_in_alertmanager_shapes(server: LiveServer) -> None:
 
         expired = c.delete(f"/api/v1/silences/{sid}")
         assert expired.status_code == 200 and expired.json()["status"] == {"state": "expired"}
-        listed = c.get("/api/v1/silences").json()
+        listed = c.get("/api/v1/silences").json()["items"]
         states = {s["id"]: s["status"]["state"] for s in listed}
         assert states[sid] == "expired" and states[pending] == "pending"
         order = {"active": 0, "pending": 1, "expired": 2}
@@ -183,11 +183,11 @@ def test_maintenance_window_crud(server: LiveServer) -> None:
         assert w["services"] == ["db"] and w["recurrence"] == "weekly" and w["reason"] == "db upgrade"
         assert w["created_by"] == "tests" and w["source"] == "api" and w["until"]
         assert c.get(f"/api/v1/maintenance/{w['id']}").json() == w
-        assert w in c.get("/api/v1/maintenance").json()
+        assert w in c.get("/api/v1/maintenance").json()["items"]
         assert c.delete(f"/api/v1/maintenance/{w['id']}").status_code == 204
         for r in (c.get(f"/api/v1/maintenance/{w['id']}"), c.delete(f"/api/v1/maintenance/{w['id']}")):
             assert r.status_code == 404 and w["id"] in r.json()["error"]
-        assert w["id"] not in [x["id"] for x in c.get("/api/v1/maintenance").json()]
+        assert w["id"] not in [x["id"] for x in c.get("/api/v1/maintenance").json()["items"]]
 
 
 @pytest.mark.parametrize(

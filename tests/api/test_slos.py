@@ -62,7 +62,7 @@ def test_load_evaluate_list_and_read_one(server: LiveServer) -> None:
         assert pushed.status_code in (200, 204), pushed.text
 
         def evaluated() -> dict[str, object] | None:
-            items = c.get("/api/v1/slos").json()
+            items = c.get("/api/v1/slos").json()["items"]
             return (
                 items[0] if items and items[0]["state"] is not None and items[0]["sli"] is not None else None
             )

@@ -335,9 +335,12 @@ def test_cli_json_summary_and_exit_codes(tmp_path: Path) -> None:
     assert data["seconds"] > 0 and data["rows_per_s"] > 0
     (tmp_path / "bad.csv").write_text("ts,name,labels,value\n1,m,{},x\n")
     bad = run_cli(str(tmp_path / "bad.csv"), str(files["csv-epoch"]), "--db", db, "--json")
-    assert bad.returncode == 1
+    assert bad.returncode == 3  # partial: one file committed, one refused (each said so)
     data = json.loads(bad.stdout)
     assert data["rows"] == 120 and data["errors"][0]["error"].startswith("line 2: ")
+    assert [(f["rows"], bool(f["error"])) for f in data["per_file"]] == [(0, True), (120, False)]
+    only_bad = run_cli(str(tmp_path / "bad.csv"), "--db", db)
+    assert only_bad.returncode == 1 and "refused" in only_bad.stdout and "bad.csv" in only_bad.stdout
     human = run_cli(str(ROOT / "samples" / "metrics.csv"), "--db", db)
     assert human.returncode == 0 and "21,600 rows" in human.stdout
 
