@@ -87,9 +87,12 @@ def _wait(url: str, timeout: float) -> None:
 
 
 def run_node_exporter_bench(
-    minutes: float = 10.0, scrape_s: float = 5.0, progress: Callable[[str], None] | None = None
+    minutes: float = 10.0,
+    scrape_s: float = 5.0,
+    progress: Callable[[str], None] | None = None,
+    keep: Path | None = None,
 ) -> NodeExporterResult:
-    """Run the stack for ``minutes`` and count what detection flagged."""
+    """Run the stack for ``minutes`` and count what detection flagged (``keep``: copy the database there)."""
     say = progress or (lambda _msg: None)
     with tempfile.TemporaryDirectory(prefix="opsloop-node-bench-") as tmp:
         work = Path(tmp)
@@ -147,6 +150,8 @@ def run_node_exporter_bench(
                 except subprocess.TimeoutExpired:
                     proc.kill()
                     proc.wait(10)
+        if keep is not None:
+            shutil.copy(db, keep)
         return _count(db, minutes, scrape_s)
 
 

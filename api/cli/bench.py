@@ -541,13 +541,14 @@ def bench_node_exporter(
         float, typer.Option("--scrape-interval", help="Prometheus scrape interval, seconds")
     ] = 5.0,
     as_json: JsonOption = False,
+    keep: Annotated[Path | None, typer.Option("--keep", help="copy the database here, to look into")] = None,
 ) -> None:
     """Real node exporter through real Prometheus into ``opsloop serve``: share of series with false alarms."""
     from bench.node_exporter import run_node_exporter_bench
 
     err = Console(stderr=True)
     result = run_node_exporter_bench(
-        minutes, scrape, progress=None if as_json else lambda m: err.print(f"[dim]{m}[/dim]")
+        minutes, scrape, progress=None if as_json else lambda m: err.print(f"[dim]{m}[/dim]"), keep=keep
     )
     if as_json:
         print(json.dumps(result.as_dict()))
