@@ -37,6 +37,7 @@ CLI_MODULES: tuple[str, ...] = (
     "topology",
     "scrape",
     "ingest",
+    "backfill",
     "bench",
     "detect",
     "incidents",
