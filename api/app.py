@@ -47,6 +47,8 @@ ROUTERS = (
     "bootstrap",
     "runbooks",
     "actions",
+    "chat",
+    "stream",
 )
 VERSION = "0.1.0"
 
