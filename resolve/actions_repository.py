@@ -190,8 +190,8 @@ def runs_since(
 
 
 def running_plans(store: Store, *, runbook: str | None = None, service: str | None = None) -> int:
-    """Plans started and not finished, for a runbook or a service."""
-    where: list[str] = ["status IN ('running', 'rolling_back')"]
+    """Plans acting now (running, verifying or rolling back), for a runbook or a service."""
+    where: list[str] = ["status IN ('running', 'verifying', 'rolling_back')"]
     params: list[Any] = []
     if runbook is not None:
         where.append("runbook = ?")

@@ -188,7 +188,7 @@ class Executor:
             if repo.runs_since(self.store, hour, runbook=a.runbook) >= rb.spec.limits.max_runs_per_hour:
                 return f"runbook {a.runbook} ran {rb.spec.limits.max_runs_per_hour} times in the last hour"
             if repo.running_plans(self.store, runbook=a.runbook) >= rb.spec.limits.max_concurrent:
-                return f"runbook {a.runbook} already runs {rb.spec.limits.max_concurrent} at once"
+                return f"runbook {a.runbook} already runs {rb.spec.limits.max_concurrent} at once (until verified)"
         if a.service:
             if repo.runs_since(self.store, hour, service=a.service) >= self.config.service_max_runs_per_hour:
                 return f"service {a.service} had {self.config.service_max_runs_per_hour} automated runs in the last hour"

@@ -202,7 +202,13 @@ def test_limits_per_runbook_and_the_blast_radius_budget_block_and_say_why(
     r.catalog.load_text(runbook("once", [_cmd(script, "o", "{{ incident.id }}")], limits={"max_runs_per_hour": 1},
                                 match={"service": "cart|shop"}), "t")  # fmt: skip
     r.catalog.load_text(
-        runbook("wide", [_cmd(script, "w", "{{ incident.id }}")], match={"service": "web.*"}), "t"
+        runbook(
+            "wide",
+            [_cmd(script, "w", "{{ incident.id }}")],
+            match={"service": "web.*"},
+            limits={"max_concurrent": 10},
+        ),
+        "t",
     )
     seed_incident(store, "I-l1")
     seed_incident(store, "I-l2", service="shop")
@@ -364,3 +370,30 @@ def test_http_steps_retry_on_5xx_with_one_idempotency_key_and_cdevents_reach_the
         assert event["id"] == acts[1].id and event["data"]["subject"]["content"] == {"incident": "I-http"}
     finally:
         sink.close()
+
+
+def test_a_step_over_its_timeout_is_retried_then_fails(store: Store, script: ArgvScript) -> None:
+    r = _remediation(store, script, Recorder())
+    step = {"name": "slow", "command": [str(script.path), "sleep", "5"], "timeout": "300ms", "retries": 1}
+    r.catalog.load_text(runbook("slow", [step]), "t")
+    seed_incident(store, "I-slow")
+    r.planner.plan("I-slow")
+    r.run_pending()
+    (a,) = repo.actions(store, incident="I-slow")
+    assert a.status == "failed" and a.attempts == 2 and "timed out after 0.3 s" in a.error
+
+
+def test_one_run_at_a_time_per_runbook_while_the_first_is_still_verifying(
+    store: Store, script: ArgvScript
+) -> None:
+    r = _remediation(store, script, Recorder())
+    r.catalog.load_text(
+        runbook("single", [_cmd(script, "s", "{{ incident.id }}")], match={"service": "a|b"}), "t"
+    )
+    seed_incident(store, "I-c1", service="a")
+    seed_incident(store, "I-c2", service="b")
+    for iid in ("I-c1", "I-c2"):
+        r.planner.plan(iid)
+    r.run_pending()
+    assert script.calls() == [["I-c1"]]
+    assert "already runs 1 at once" in repo.plans(store, incident="I-c2")[0].error
