@@ -29,7 +29,6 @@ from core.series import series_id
 from core.settings import Settings
 from core.store import Store
 from detect import repository
-from detect.incidents import repository as incidents_repo
 from ingest.points import PointsBuilder
 from tests.conftest import free_port
 from tests.integration.processes import Process, answers, opsloop_command
@@ -60,6 +59,8 @@ def openmetrics(end_s: int) -> str:
             if metric != name:
                 continue
             values = level + noise * rng.standard_normal(n) + 0.1 * level * np.sin(ts / 1800.0)
+            if metric == "queue_depth":  # a backlog an hour before the end: tripled for 15 min
+                values[(ts > end_s - 3600) & (ts <= end_s - 2700)] *= 3.0
             text = ",".join(f'{k}="{v}"' for k, v in labels)
             lines += [f"{name}{{{text}}} {v:.4f} {t:.1f}" for t, v in zip(ts, values, strict=True)]
     lines.append("# EOF")
@@ -132,18 +133,25 @@ def reference(
     return out
 
 
-def test_backfill_stores_what_prometheus_holds_and_primes_detection(prometheus: str, tmp_path: Path) -> None:
+def alert_starts(store: Store) -> list[datetime]:
+    """When every anomaly alert ever raised started (firing or resolved since)."""
+    return [
+        r[0]
+        for r in store.query("SELECT starts_at FROM alerts WHERE fingerprint LIKE 'anomaly:%' ORDER BY 1")
+    ]
+
+
+def test_backfill_stores_exactly_what_prometheus_answers_across_chunks(
+    prometheus: str, tmp_path: Path
+) -> None:
     db = tmp_path / "backfill.duckdb"
-    done = run_backfill(
-        "--prometheus", prometheus, "--since", f"{HOURS}h", "--step", f"{STEP_S}s",
-        "--match", "temp", "--match", '{job="worker"}', "--db", str(db), "--json",
-    )  # fmt: skip
+    args = ["--prometheus", prometheus, "--since", f"{HOURS}h", "--step", f"{STEP_S}s", "--no-prime"]
+    done = run_backfill(*args, "--match", "temp", "--match", '{job="worker"}', "--db", str(db), "--json")
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout)
     assert summary["series"] == len(SERIES)
     start_ms, end_ms = summary["start_ms"], summary["end_ms"]
     assert (end_ms - start_ms) // (STEP_S * 1000) + 1 > 11_000, "the range must need more than one chunk"
-
     with Store(str(db)) as store:
         total = 0
         for name, labels in SERIES:
@@ -157,34 +165,47 @@ def test_backfill_stores_what_prometheus_holds_and_primes_detection(prometheus: 
             assert got == want, f"{name}{dict(labels)}: stored points differ from Prometheus' answer"
             total += len(want)
         assert summary["points"] == total
-
-        # primed: every series is past its warm-up, scored on all of its history
-        ids, scored, _ = repository.series_history(store)
-        assert sorted(scored.tolist()) == sorted(
-            len(store.query("SELECT 1 FROM points WHERE series_id = ?", [int(i)])) for i in ids
+    again = run_backfill(*args, "--match", "temp", "--db", str(db), "--json")
+    assert again.returncode == 0, again.stderr
+    second = json.loads(again.stdout)
+    assert second["skipped_points"] > 0
+    with Store(str(db)) as store:
+        dupes = store.query(
+            "SELECT count(*) FROM (SELECT series_id, ts FROM points GROUP BY ALL HAVING count(*) > 1)"
         )
-        assert len(ids) == len(SERIES) and scored.min() >= 30
-        assert not incidents_repo.load_live_alerts(store), "history must raise no alerts by default"
+        assert dupes == [(0,)], "a second backfill must not store a point twice"
 
-        # the first live point far outside the band is flagged, and alerts, at once
+
+def test_backfill_primes_detection_so_the_first_live_point_is_judged(prometheus: str, tmp_path: Path) -> None:
+    db = tmp_path / "primed.duckdb"
+    done = run_backfill(
+        "--prometheus", prometheus, "--since", "2h", "--step", f"{RAW_STEP_S}s", "--match", "temp", "--db", str(db),
+        "--json",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    end_ms = json.loads(done.stdout)["end_ms"]
+    with Store(str(db)) as store:
+        # every series is past its warm-up, scored on all of its history, and history raised no alert
+        ids, scored, _ = repository.series_history(store)
+        stored = dict(store.query("SELECT series_id, count(*) FROM points GROUP BY series_id"))
+        assert len(ids) == 2 and all(
+            stored[int(i)] == n >= 30 for i, n in zip(ids, scored.tolist(), strict=True)
+        )
+        assert not alert_starts(store), "history must raise no alerts by default"
+
+        # what `opsloop serve` builds on this file: the first far-out live point is flagged and alerts
         loop = assemble(store, Settings(db=str(db)), live=False)
         name, labels = next(iter(SERIES))
+        next_us = (end_ms + RAW_STEP_S * 1000) * 1000
         b = PointsBuilder()
-        next_us = (end_ms + STEP_S * 1000) * 1000
-        b.add(name, labels, np.array([next_us, next_us + STEP_S * 1_000_000]), np.array([400.0, 410.0]))
+        b.add(name, labels, np.array([next_us, next_us + RAW_STEP_S * 1_000_000]), np.array([400.0, 410.0]))
         series, points = b.build()
         store.write(WriteBatch(source="test", series=series, points=points))
         loop.engine.catch_up()
-        loop.incidents.process(datetime.fromtimestamp(next_us / 1e6 + STEP_S, UTC).replace(tzinfo=None))
+        loop.incidents.process(datetime.fromtimestamp(next_us / 1e6 + RAW_STEP_S, UTC).replace(tzinfo=None))
         at = datetime.fromtimestamp(next_us / 1e6, UTC).replace(tzinfo=None)
         assert at in [a.ts for a in repository.list_anomalies(store, series_ids=[series_id(name, labels)])]
-        fired = [a for a in incidents_repo.load_live_alerts(store) if a.fingerprint.startswith("anomaly:")]
-        assert [a.starts_at for a in fired] == [at]
-
-    again = run_backfill("--prometheus", prometheus, "--since", f"{HOURS}h", "--step", f"{STEP_S}s",
-                         "--match", "temp", "--db", str(db), "--json")  # fmt: skip
-    assert again.returncode == 0, again.stderr
-    assert json.loads(again.stdout)["skipped_points"] > 0
+        assert alert_starts(store) == [at]
 
 
 def test_a_bad_selector_fails_with_prometheus_error_text(prometheus: str, tmp_path: Path) -> None:
@@ -195,3 +216,21 @@ def test_a_bad_selector_fails_with_prometheus_error_text(prometheus: str, tmp_pa
     message = done.stderr.strip()
     assert message.startswith("backfill failed:") and "bad_data" in message and "parse error" in message
     assert len(message.splitlines()) == 1, message
+
+
+def test_history_alerts_only_when_asked(prometheus: str, tmp_path: Path) -> None:
+    # at the scrape interval (each grid point one raw sample), as an operator would run it
+    args = ["--prometheus", prometheus, "--since", "2h", "--step", f"{RAW_STEP_S}s", "--match", "queue_depth"]
+    quiet, loud = tmp_path / "quiet.duckdb", tmp_path / "loud.duckdb"
+    for db, extra in ((quiet, []), (loud, ["--alert-history"])):
+        done = run_backfill(*args, *extra, "--db", str(db), "--json")
+        assert done.returncode == 0, done.stderr
+    with Store(str(quiet)) as store:
+        assert repository.count_anomalies(store) > 0, "the backlog is in the history"
+        assert not alert_starts(store)
+    with Store(str(loud)) as store:
+        fired = alert_starts(store)
+        assert fired, "--alert-history must raise the alert the backlog would have raised"
+        end_s = json.loads(done.stdout)["end_ms"] / 1000
+        onsets = [t.replace(tzinfo=UTC).timestamp() for t in fired]
+        assert any(end_s - 3700 <= t <= end_s - 2700 for t in onsets), "an alert must start at the backlog"
