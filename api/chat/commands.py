@@ -30,6 +30,7 @@ from detect.incidents import repository as repo
 from detect.incidents.pipeline import IncidentPipeline
 from detect.incidents.suppress import validate_silence
 from diagnose.evidence import load_changes
+from resolve import actions_repository as plans_repo
 from slo.repository import latest_statuses
 from slo.spec import SloSpec
 
@@ -115,7 +116,7 @@ class Services:
     store: Store
     pipeline: IncidentPipeline | None = None
     slo_specs: Callable[[], Sequence[SloSpec]] = lambda: ()
-    approvals: Callable[[str, bool, str], str] | None = None
+    approvals: Callable[[str, bool, str], tuple[str, str]] | None = None
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC).replace(tzinfo=None))
 
 
@@ -239,6 +240,12 @@ def _incident(svc: Services, who: Caller, args: list[str], usage: str) -> Answer
     runbooks = [h["evidence"]["runbook"] for h in hyps if h["evidence"].get("runbook")]
     if runbooks:
         lines.append(f"runbook: {runbooks[0]}")
+    plans = [{"id": p.id, "runbook": p.runbook, "mode": p.mode, "status": p.status}
+             for p in plans_repo.plans(svc.store, incident=d["id"])]  # fmt: skip
+    waiting = [
+        a.id for a in plans_repo.actions(svc.store, incident=d["id"]) if a.status == "pending_approval"
+    ]
+    lines += [f"runbook plan {p['id']}: {p['runbook']} ({p['mode']}, {p['status']})" for p in plans]
     facts = {
         **_summary(d),
         "priority_reason": d["priority_reason"],
@@ -247,12 +254,15 @@ def _incident(svc: Services, who: Caller, args: list[str], usage: str) -> Answer
         ],
         "course_of_action": d["course_of_action"],
         "runbooks": runbooks,
+        "plans": plans,
+        "awaiting_approval": waiting,
     }
     buttons: tuple[Button, ...] = ()
     if d["status"] == "open":
         buttons = (Button(f"Ack {d['id']}", "ack", d["id"]),)
     if d["status"] in ("open", "acknowledged", "mitigated"):
         buttons += (Button(f"Resolve {d['id']}", "resolve", d["id"]),)
+    buttons += tuple(Button(f"Approve {a}", "approve", a) for a in waiting[:3])
     return Answer("incident", True, f"{d['id']}: {d['title']}", tuple(lines), facts, buttons)
 
 
@@ -424,9 +434,11 @@ def _approval(approve: bool) -> Callable[[Services, Caller, list[str], str], Ans
         _need(args, 1, "the action id")
         if svc.approvals is None:
             raise ChatError("runbook approvals are not available on this server (Resolve has no executor)")
-        outcome = svc.approvals(args[0], approve, who.actor)
+        outcome, incident_id = svc.approvals(args[0], approve, who.actor)
+        if incident_id and svc.pipeline is not None:  # the executor audits it; the timeline says it too
+            svc.pipeline.note(incident_id, who.actor, f"{verb}d runbook action {args[0]} ({outcome})")
         return Answer(verb, True, f"action {args[0]} {outcome} ({who.actor})", (),
-                      {"action": args[0], "status": outcome, "by": who.actor})  # fmt: skip
+                      {"action": args[0], "status": outcome, "incident": incident_id, "by": who.actor})  # fmt: skip
 
     return handler
 

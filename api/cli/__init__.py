@@ -55,6 +55,7 @@ CLI_MODULES: tuple[str, ...] = (
     "silences",
     "backlog",
     "known_errors",
+    "chat",
 )
 
 

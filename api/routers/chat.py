@@ -26,6 +26,7 @@ import json
 import logging
 import re
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -77,8 +78,22 @@ def _services(request: Request) -> Services:
         store=state.store,
         pipeline=getattr(state, "incidents", None),
         slo_specs=(lambda: slos.specs) if slos is not None else (lambda: ()),
-        approvals=getattr(state, "chat_approvals", None),
+        approvals=_approvals(request),
     )
+
+
+def _approvals(request: Request) -> Callable[[str, bool, str], tuple[str, str]] | None:
+    """Resolve's executor decides runbook approvals, when this server runs one."""
+    remediation = getattr(getattr(request.app.state, "loop", None), "remediation", None)
+    if remediation is None:
+        return None
+    executor = remediation.executor
+
+    def decide(action_id: str, approve: bool, by: str) -> tuple[str, str]:
+        row = executor.approve(action_id, by) if approve else executor.reject(action_id, by)
+        return str(row.status), str(row.incident_id)
+
+    return decide
 
 
 def _directory(request: Request) -> UserDirectory:
