@@ -6,6 +6,7 @@ and showing also read a stopped server's file.
 
 from __future__ import annotations
 
+import getpass
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
@@ -108,7 +109,7 @@ def create(
     ],
     duration: Annotated[str, typer.Option("--duration", "-d", help="how long, e.g. 2h, 30m")] = "1h",
     comment: Annotated[str, typer.Option("--comment", "-c", help="why")] = "",
-    by: Annotated[str, typer.Option("--by", help="who (default: the token's name)")] = "",
+    by: Annotated[str, typer.Option("--by", help="who (default: your user name, as amtool does)")] = "",
     db: DbOption = None,
     url: UrlOption = None,
     token: TokenOption = None,
@@ -126,7 +127,7 @@ def create(
             "matchers": matchers,
             "startsAt": iso_utc(now),
             "endsAt": iso_utc(now + timedelta(seconds=seconds)),
-            "createdBy": by,
+            "createdBy": by or getpass.getuser(),
             "comment": comment,
         }
         with api_for(settings_for(db), url, token, write=True) as api:

@@ -173,6 +173,5 @@ def test_loop_scrapes_on_the_interval_until_stopped(store: Store, exporter: str)
 def test_shipped_sample_config_loads() -> None:
     targets = load_config(ROOT / "samples" / "scrape.yml")
     assert [(t.job, t.url, t.interval_s) for t in targets] == [
-        ("opsloop", "http://127.0.0.1:8080/metrics", 10.0),
-        ("node", "http://127.0.0.1:9100/metrics", 15.0),
+        ("node", "http://127.0.0.1:9100/metrics", 15.0)
     ]
