@@ -356,3 +356,26 @@ def set_paused(store: Store, value: bool, by: str) -> None:
     """Flip the kill switch."""
     with store.transaction() as con:
         con.execute("INSERT OR REPLACE INTO resolve_control VALUES (1, ?, ?, ?)", [value, by, _now()])
+
+
+# ---------------------------------------------------------------------- change records
+
+
+def change_with_previous(store: Store, change_id: str) -> dict[str, str]:
+    """A change and the version its service ran before it (the last known good one), or {}."""
+    rows = store.query(
+        "SELECT c.id, c.service, coalesce(c.version, ''), coalesce(("
+        "  SELECT p.version FROM changes p WHERE p.service = c.service AND p.ts < c.ts"
+        "  AND coalesce(p.version, '') NOT IN ('', coalesce(c.version, '')) ORDER BY p.ts DESC, p.id DESC LIMIT 1"
+        "), '') FROM changes c WHERE c.id = ?",
+        [change_id],
+    )
+    if not rows:
+        return {}
+    cid, service, version, previous = rows[0]
+    return {
+        "id": str(cid),
+        "service": str(service),
+        "version": str(version),
+        "previous_version": str(previous),
+    }

@@ -101,16 +101,18 @@ def matches(runbook: Runbook, incident: Incident, alerts: Sequence[Alert]) -> tu
     return None
 
 
-def context_for(incident: Incident, service: str, alert: Alert | None) -> TemplateContext:
-    """The values templates may read for this incident."""
+def context_for(
+    incident: Incident, service: str, alert: Alert | None, change: Mapping[str, str] | None = None
+) -> TemplateContext:
+    """The values templates may read for this incident (``change``: the hypothesis' change record)."""
     lead = leading(incident)
     hyp = {"service": lead.service if lead else "", "kind": lead.kind.value if lead else "",
            "change_id": _change_id(lead, incident)}  # fmt: skip
     inc = {"id": incident.id, "title": incident.title, "priority": incident.priority,
            "services": list(incident.services), "status": incident.status.value}  # fmt: skip
-    return TemplateContext(
-        service, inc, _alert_labels(alert) if alert else {}, dict(alert.annotations) if alert else {}, hyp
-    )
+    labels = _alert_labels(alert) if alert else {}
+    annotations = dict(alert.annotations) if alert else {}
+    return TemplateContext(service, inc, labels, annotations, hyp, dict(change or {}))
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,13 +133,15 @@ class DraftPlan:
                 "verify_window_s": self.runbook.spec.verify.window}  # fmt: skip
 
 
-def draft(runbook: Runbook, incident: Incident, alerts: Sequence[Alert]) -> DraftPlan | None:
+def draft(
+    runbook: Runbook, incident: Incident, alerts: Sequence[Alert], change: Mapping[str, str] | None = None
+) -> DraftPlan | None:
     """Render ``runbook`` for ``incident`` when it matches."""
     hit = matches(runbook, incident, alerts)
     if hit is None:
         return None
     service, alert = hit
-    ctx = context_for(incident, service, alert)
+    ctx = context_for(incident, service, alert, change)
     try:
         steps = tuple(render_step(runbook, s, ctx) for s in runbook.spec.steps)
         rollback = tuple(render_step(runbook, s, ctx) for s in runbook.spec.rollback)
@@ -165,7 +169,12 @@ class Planner:
         if incident is None:
             return []
         alerts = incidents_repo.alerts_of(self.store, incident_id)
-        return [d for rb in self.catalog.runbooks() if (d := draft(rb, incident, alerts)) is not None]
+        change = self._change(incident)
+        return [d for rb in self.catalog.runbooks() if (d := draft(rb, incident, alerts, change)) is not None]
+
+    def _change(self, incident: Incident) -> dict[str, str]:
+        change_id = _change_id(leading(incident), incident)
+        return repo.change_with_previous(self.store, change_id) if change_id else {}
 
     def plan(self, incident_id: str) -> list[repo.PlanRow]:
         """Store a plan for each matching runbook whose plan changed; return the new plans."""
@@ -174,9 +183,10 @@ class Planner:
             return []
         alerts = incidents_repo.alerts_of(self.store, incident_id)
         existing = repo.plans(self.store, incident=incident_id)
+        change = self._change(incident)
         made: list[repo.PlanRow] = []
         for rb in self.catalog.runbooks():
-            d = draft(rb, incident, alerts)
+            d = draft(rb, incident, alerts, change)
             if d is None:
                 continue
             mine = [p for p in existing if p.runbook == rb.name]

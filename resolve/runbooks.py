@@ -352,17 +352,22 @@ class RenderError(ActionError):
 
 @dataclass(frozen=True, slots=True)
 class TemplateContext:
-    """What templates may read: ``service``, ``incident.*``, ``labels.*``, ``annotations.*``, ``hypothesis.*``."""
+    """What templates may read: ``service``, ``incident.*``, ``labels.*``, ``annotations.*``, ``hypothesis.*``,
+    ``change.*``."""
 
     service: str
     incident: Mapping[str, Any]
     labels: Mapping[str, str]
     annotations: Mapping[str, str]
     hypothesis: Mapping[str, str]
+    #: the change the hypothesis names: ``id``, ``service``, ``version`` and ``previous_version``
+    #: (the last known good version from the change records)
+    change: Mapping[str, str] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {"service": self.service, "incident": dict(self.incident), "labels": dict(self.labels),
-                "annotations": dict(self.annotations), "hypothesis": dict(self.hypothesis)}  # fmt: skip
+                "annotations": dict(self.annotations), "hypothesis": dict(self.hypothesis),
+                "change": {"id": "", "service": "", "version": "", "previous_version": "", **self.change}}  # fmt: skip
 
 
 def _check_templates(doc: RunbookDoc, where: str) -> None:

@@ -397,3 +397,27 @@ def test_one_run_at_a_time_per_runbook_while_the_first_is_still_verifying(
     r.run_pending()
     assert script.calls() == [["I-c1"]]
     assert "already runs 1 at once" in repo.plans(store, incident="I-c2")[0].error
+
+
+def test_a_rollback_can_name_the_last_known_good_version_from_the_change_records(store: Store, script: ArgvScript) -> None:  # fmt: skip
+    from datetime import timedelta
+
+    from core.batch import WriteBatch
+    from core.model import Change, ChangeKind
+
+    t0 = Clock().now - timedelta(hours=3)
+    changes = [Change("c1", "cart", ChangeKind.DEPLOYED, t0, version="v1"),
+               Change("c2", "cart", ChangeKind.DEPLOYED, t0 + timedelta(hours=1), version="v1"),  # a re-run
+               Change("c3", "cart", ChangeKind.DEPLOYED, t0 + timedelta(hours=2), version="v2")]  # fmt: skip
+    store.write(WriteBatch(source="test", changes=changes))
+    r = _remediation(store, script, Recorder())
+    r.catalog.load_text(runbook("undeploy", [_cmd(script, "u", "{{ change.id }}", "{{ change.previous_version }}")],
+                                match={"service": "cart", "hypothesis_kind": "change"}), "t")  # fmt: skip
+    seed_incident(store, "I-deploy")
+    lead = Hypothesis(
+        1, "cart", HypothesisKind.CHANGE, 0.9, evidence={"changes": [{"id": "c3"}]}, component="c3"
+    )
+    incidents_repo.save_hypotheses(store, "I-deploy", [lead], Clock().now)
+    r.planner.plan("I-deploy")
+    r.run_pending()
+    assert script.calls() == [["c3", "v1"]]
