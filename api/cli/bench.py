@@ -565,6 +565,22 @@ def bench_node_exporter(
     Console().print(table)
 
 
+@bench_app.command("resolve")
+def bench_resolve(
+    seeds: Annotated[str, typer.Option("--seeds", help="seeds A-B (or one seed)")] = "101-103",
+    db: Annotated[str | None, typer.Option("--db", help="keep the database (one seed only)")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Closed loop: bench runbooks in autonomous mode through the real executor against a live estate."""
+    import tempfile
+
+    from bench.resolve import parse_seeds, run_seeds
+
+    with tempfile.TemporaryDirectory() as tmp:
+        result = run_seeds(parse_seeds(seeds), Path(tmp), db=db)
+    typer.echo(json.dumps(result if as_json else {k: v for k, v in result.items() if k != "seeds"}, indent=2))
+
+
 def register(app: typer.Typer) -> None:
     """Add the ``bench`` group."""
     app.add_typer(bench_app, name="bench")
