@@ -49,6 +49,7 @@ ROUTERS = (
     "actions",
     "chat",
     "stream",
+    "status",
 )
 VERSION = "0.1.0"
 
