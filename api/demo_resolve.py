@@ -22,8 +22,8 @@ from typing import Any
 import httpx
 import uvicorn
 from rich.console import Console
-from rich.table import Table
 
+from api.cli.render import Table
 from core.settings import Settings
 from core.store import Store
 

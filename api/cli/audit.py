@@ -13,10 +13,10 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from api.cli import DbOption, JsonOption
 from api.cli.incidents import _open, wide_console
+from api.cli.render import Table
 from api.common import parse_time
 from core.errors import OpsloopError
 from resolve.audit import entries, verify

@@ -8,11 +8,11 @@ from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
 from api.chat.commands import Caller, Services, run
 from api.chat.users import ChatUser, Role, load_users, save_users
 from api.cli import DbOption, JsonOption, console, settings_for
+from api.cli.render import Table
 from core.errors import ConfigError
 from core.store import Store
 

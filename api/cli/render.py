@@ -56,7 +56,7 @@ class Table(rich_table.Table):
             _fold(column)
 
     def add_column(self, header: RenderableType = "", *args: Any, **kwargs: Any) -> None:
-        """Add a column that folds (an id column also stays on one line while there is room)."""
+        """Add a column that folds long cells over lines (an id column keeps at least 8 characters)."""
         kwargs.setdefault("overflow", "fold")
         super().add_column(plain(header) if isinstance(header, str) else header, *args, **kwargs)
         _fold(self.columns[-1])
@@ -74,8 +74,7 @@ def _fold(column: rich_table.Column) -> None:
     if isinstance(column.header, str):
         column.header = plain(column.header)
     if header == "id" or header.endswith(" id") or header.endswith("_id"):
-        column.no_wrap = True
-        column.min_width = max(column.min_width or 0, 6)
+        column.min_width = max(column.min_width or 0, 8)  # ids fold over lines but keep some width
 
 
 def table_console(wide: bool = False) -> Console:

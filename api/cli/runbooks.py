@@ -15,10 +15,10 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from api.cli import DbOption, JsonOption, settings_for
 from api.cli.incidents import _open, wide_console
+from api.cli.render import Table
 from api.routers.runbooks import runbook_to_wire
 from core.errors import OpsloopError
 from core.store import Store
