@@ -254,17 +254,16 @@ class RcaBenchResult:
                 out[system][split] = {key: acc[key] for key in ("n", "AC@1", "AC@3", "AC@5", "Avg@5")}
         out["seconds"] = round(self.seconds, 3)
         if self.ablation:
-            out["ablation"] = {
-                system: {
-                    source: {
-                        k: v
-                        for k, v in accuracy([r[i] for r in self.ablation if r[0] == system]).items()
-                        if k in ("n", "AC@1", "AC@3", "AC@5", "Avg@5")
-                    }
-                    for i, source in ((1, "metrics"), (2, "metrics+traces"))
+            keep = ("n", "AC@1", "AC@3", "AC@5", "Avg@5")
+            out["ablation"] = {}
+            for system in sorted({r[0] for r in self.ablation}):
+                mine = [r for r in self.ablation if r[0] == system]
+                only = accuracy([metric for _, metric, _ in mine])
+                both = accuracy([traced for _, _, traced in mine])
+                out["ablation"][system] = {
+                    "metrics": {k: only[k] for k in keep},
+                    "metrics+traces": {k: both[k] for k in keep},
                 }
-                for system in sorted({r[0] for r in self.ablation})
-            }
         return out
 
     def spread(self) -> dict[str, Any]:

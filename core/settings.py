@@ -80,8 +80,12 @@ class Settings(BaseSettings):
         default=3600.0, gt=0.0, description="seconds between retention rounds"
     )
     # cluster mode (issue 19, api.bus): NATS JetStream between front ends and partition workers
-    bus: str = Field(default="", description="nats://host:port: serve becomes a front end publishing to JetStream")
-    bus_partitions: int = Field(default=4, ge=1, description="series partitions, fixed when the stream is created")
+    bus: str = Field(
+        default="", description="nats://host:port: serve becomes a front end publishing to JetStream"
+    )
+    bus_partitions: int = Field(
+        default=4, ge=1, description="series partitions, fixed when the stream is created"
+    )
     bus_max_bytes: int = Field(
         default=1 << 30, ge=1 << 20, description="stream size at which front ends answer 429 (discard new)"
     )
