@@ -552,7 +552,8 @@ class DetectionEngine:
         """The snapshot's state if it was taken with this detector configuration, else None."""
         try:
             state: dict[str, Any] = pickle.loads(blob)  # our own blob, written by snapshot()
-        except Exception:  # a class renamed or moved since: as unusable as a changed config
+        except (pickle.UnpicklingError, AttributeError, ImportError, EOFError, TypeError, ValueError):
+            # a class renamed or moved since, or a truncated blob: as unusable as a changed config
             log.exception("cannot read the detector snapshot")
             return None
         if state.get("version") != _SNAPSHOT_VERSION or state.get("detector_config") != repr(self._factory()):
