@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.live import Live
+from rich.logging import RichHandler
 from rich.text import Text
 
 from api.cli import DbOption, JsonOption, settings_for
@@ -99,7 +100,15 @@ def register(app: typer.Typer) -> None:
         except ConfigError as exc:
             console.print(f"[red]{exc.message}[/red]")
             raise typer.Exit(2) from exc
-        logging.basicConfig(level=settings.log_level.upper())
+        # log lines go through rich above the live status line (a plain handler would tear it), and
+        # httpx's one INFO line per request is left out: the status line already counts scrapes
+        logging.basicConfig(
+            level=settings.log_level.upper(),
+            handlers=[RichHandler(console=console, show_path=False, markup=False)],
+            force=True,
+        )
+        for noisy in ("httpx", "httpcore"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
         with Store(settings.db) as store:
             scraper = Scraper(store, max_body_bytes=settings.max_body_bytes)
             if once:
