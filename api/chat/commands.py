@@ -142,6 +142,8 @@ def parse(text: str) -> tuple[str, list[str]]:
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhdw])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+#: The longest duration a command takes (a silence, or how far back ``changes`` looks).
+MAX_DURATION_S = 366 * 86400
 
 
 def parse_duration(text: str) -> timedelta:
@@ -151,9 +153,10 @@ def parse_duration(text: str) -> timedelta:
     datetime.timedelta(seconds=7200)
     """
     m = _DURATION.match(text.strip().lower())
-    if not m or float(m.group(1)) <= 0:
-        raise ValueError(f"expected a duration like 30m, 2h or 1d, got {text!r}")
-    return timedelta(seconds=float(m.group(1)) * _UNITS[m.group(2)])
+    seconds = float(m.group(1)) * _UNITS[m.group(2)] if m else 0.0
+    if not 0 < seconds <= MAX_DURATION_S:
+        raise ValueError(f"expected a duration like 30m, 2h or 1d (at most 366d), got {text!r}")
+    return timedelta(seconds=seconds)
 
 
 def _need(args: list[str], n: int, what: str) -> None:
