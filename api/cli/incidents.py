@@ -20,7 +20,7 @@ from rich.console import Console
 
 from api.cli import DbOption, JsonOption, settings_for
 from api.cli._remote import TokenOption, UrlOption, is_locked, open_target
-from api.cli.render import Table
+from api.cli.render import Table, escape
 from api.client import Client
 from api.common import incident_detail, incident_page, parse_priorities, parse_statuses, parse_time
 from core.errors import NotFoundError, OpsloopError
@@ -156,13 +156,14 @@ def show(
         print(json.dumps(detail))
         return
     console = Console()
-    console.print(f"[bold]{detail['id']}[/bold] [{detail['priority']}] {detail['title']}")
+    e = escape
+    console.print(f"[bold]{e(detail['id'])}[/bold] \\[{e(detail['priority'])}] {e(detail['title'])}")
     console.print(
-        f"status {detail['status']} | team {detail['team'] or '-'} | assignee {detail['assignee'] or '-'} | "
-        f"opened {_when(detail['opened_at'])} | services {', '.join(detail['services']) or '-'}"
+        f"status {e(detail['status'])} | team {e(detail['team'] or '-')} | assignee {e(detail['assignee'] or '-')}"
+        f" | opened {_when(detail['opened_at'])} | services {e(', '.join(detail['services']) or '-')}"
     )
     if detail["priority_reason"]:
-        console.print(f"why {detail['priority']}: {detail['priority_reason']}")
+        console.print(f"why {e(detail['priority'])}: {e(detail['priority_reason'])}")
     alerts = Table("alert", "service", "severity", "status", "since", "note", title="alerts")
     for a in detail["alerts"]:
         why = a["suppressed_by"] or (f"inhibited by {a['inhibited_by']}" if a["inhibited_by"] else "")
