@@ -25,7 +25,7 @@ from typing import Any
 import httpx
 from rich.console import Console
 
-from api.cli.render import Table
+from api.cli.render import Table, plain
 from ingest.remote_write import REQUEST_HEADERS, encode_write_request
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
@@ -378,7 +378,9 @@ def run_demo(db: str, console: Console, keep: bool = False) -> dict[str, Any]:
                 ms = (time.perf_counter() - t0) * 1000
                 ok = r.status_code == step.expect
                 failures += not ok
-                answer = f"[green]{r.status_code}[/]" if ok else f"[red]{r.status_code} {r.text[:120]}[/]"
+                answer = (
+                    plain(r.status_code, "green") if ok else plain(f"{r.status_code} {r.text[:120]}", "red")
+                )
                 table.add_row(
                     step.title, f"{step.method} {step.path}", answer, f"{len(step.body):,}", f"{ms:.0f}"
                 )

@@ -23,7 +23,7 @@ import httpx
 import uvicorn
 from rich.console import Console
 
-from api.cli.render import Table
+from api.cli.render import Table, plain
 from core.settings import Settings
 from core.store import Store
 
@@ -43,6 +43,7 @@ spec:
       timeout: 10s
       retries: 1
   verify: {{window: 3s}}
+  limits: {{max_concurrent: 2}}   # the two incidents are on different services
   rollback:
     - name: restore-previous
       http: {{url: "http://127.0.0.1:{port}/undo", json: {{service: "{{{{ service }}}}"}}}}
@@ -163,9 +164,9 @@ def run_resolve_demo(console: Console) -> int:
                     acts = c.get("/api/v1/actions", params={"incident": iid}).json()
                     ok = bool(plan) and incident["status"] == want_status
                     failures += not ok
-                    table.add_row(service, iid, plan[0]["status"] if plan else "[red]missing[/]",
+                    table.add_row(service, iid, plan[0]["status"] if plan else plain("missing", "red"),
                                   ", ".join(f"{a['phase']}:{a['step']}={a['status']}" for a in acts),
-                                  f"[green]{incident['status']}[/]" if ok else f"[red]{incident['status']}[/]")  # fmt: skip
+                                  plain(incident["status"], "green" if ok else "red"))  # fmt: skip
                     for e in incident["timeline"]:
                         if e["actor"] == "opsloop/resolve":
                             console.print(f"   {service} timeline: {e['text']}")
