@@ -98,7 +98,7 @@ def register(app: typer.Typer) -> None:
         try:
             targets = load_config(path, settings.scrape_interval_s)
         except ConfigError as exc:
-            console.print(f"[red]{exc.message}[/red]")
+            console.print(exc.message, style="red", markup=False)
             raise typer.Exit(2) from exc
         # log lines go through rich above the live status line (a plain handler would tear it), and
         # httpx's one INFO line per request is left out: the status line already counts scrapes

@@ -11,7 +11,7 @@ from rich.console import Console
 
 from api.cli import DbOption, JsonOption, settings_for
 from api.cli._remote import TokenOption, UrlOption, open_target, store_of
-from api.cli.render import Table
+from api.cli.render import Table, escape
 from api.client import Client
 from core.batch import WriteBatch
 from core.errors import OpsloopError
@@ -42,7 +42,7 @@ def register(app: typer.Typer) -> None:
                 else:
                     target.write(WriteBatch(source=FORMAT, topology=items))
         except OpsloopError as exc:
-            console.print(f"[red]error:[/] {exc.message}")
+            console.print(f"[red]error:[/] {escape(exc.message)}")
             raise typer.Exit(1) from exc
         print(f"loaded {len(items)} services from {file}")
 
