@@ -48,7 +48,7 @@ def _remediation(request: Request) -> Remediation:
     return found
 
 
-@router.post("/api/v1/runbooks", dependencies=[Depends(require("admin"))])
+@router.post("/api/v1/runbooks", status_code=201, dependencies=[Depends(require("admin"))])
 async def load_runbooks(request: Request) -> JSONResponse:
     """Validate and store a runbook file (YAML body)."""
     body = await request.body()
