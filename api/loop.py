@@ -149,7 +149,11 @@ def assemble(
     incidents.add_listener(loop.problems.request)
     loop.operations = OperationsGauges(store)
     # --- Resolve: runbooks planned as incidents open and diagnoses change; executed live only (a
-    # replay records plans); SLO burn is injected here because slo comes after resolve
+    # replay records plans); SLO burn is injected here because slo comes after resolve. Off line
+    # (replay, backfill) the clock is the pipeline's event time, for verify windows, limits and
+    # the timeline of Resolve's transitions alike; a quiet incident waits for a pending verdict.
+    if not live:
+        incidents.clock = lambda: incidents.now
     loop.remediation = Remediation(
         store,
         settings,
@@ -157,8 +161,10 @@ def assemble(
         note=incidents.note,
         burning=lambda services: [s.slo for s in slos.last if s.service in services and s.alerts],
         execute=live,
+        clock=lambda: incidents.clock(),  # the pipeline's: the wall clock live, event time off line
     )
     incidents.add_listener(loop.remediation.request)
+    incidents.hold_resolve = loop.remediation.verifying
     deliver = diagnoses.deliver
 
     def deliver_and_plan(incident_id: str, hypotheses: Sequence[Hypothesis], at: datetime) -> object:

@@ -16,6 +16,7 @@ from core.model import IncidentStatus
 from core.settings import Settings
 from core.store import Store
 from core.worker import Worker
+from resolve import actions_repository as repo
 from resolve.catalog import Catalog
 from resolve.executor import Executor, ExecutorConfig
 from resolve.planner import Planner
@@ -25,6 +26,8 @@ from resolve.verify import BurnCheck, Verifier
 __all__ = ["Remediation"]
 
 log = logging.getLogger(__name__)
+#: plan states whose verdict is still to come (a queued plan may never run: replay, pause)
+HOLDING = ("running", "verifying")
 
 
 def _now() -> datetime:
@@ -59,6 +62,14 @@ class Remediation:
         self._watermark: datetime = incidents_changed_after(store, None)[1] or datetime.min
         self._lock = threading.Lock()
         self._worker: Worker | None = None
+
+    def verifying(self, incident_id: str) -> bool:
+        """Whether a plan of the incident awaits its verdict (running, or in its verify window).
+
+        The incident pipeline asks before it resolves a quiet incident (``hold_resolve``): the
+        verdict, not a quiet spell, decides whether an automated fix restored service.
+        """
+        return bool(repo.plans(self.store, incident=incident_id, status=HOLDING))
 
     def request(self, changed: list[tuple[str, datetime]]) -> None:
         """Queue incidents to plan (called from other stages' rounds: it only records)."""

@@ -118,6 +118,9 @@ class IncidentPipeline:
             if hook.get("format", "cdevents") not in FORMATS:
                 raise ConfigError(f"notify_webhooks[{i}].format: expected one of {', '.join(FORMATS)}")
         self.clock = clock
+        #: asked before a quiet incident auto-resolves; True holds it (a later stage's verdict
+        #: is pending: the assembly passes Resolve's, since detect may not import resolve)
+        self.hold_resolve: Callable[[str], bool] | None = None
         cfg = self.config
         self.alerter = AnomalyAlerter(
             cfg.sustain,
@@ -537,6 +540,7 @@ class IncidentPipeline:
                     not g.firing_ids
                     and g.quiet_since is not None
                     and now - g.quiet_since >= cfg.resolve_after
+                    and not (self.hold_resolve is not None and self.hold_resolve(inc.id))
                 ):
                     event = st.set_status(g, IncidentStatus.RESOLVED, now, "opsloop",
                                           f"resolved: every alert quiet for {int(cfg.resolve_after.total_seconds() // 60)} min")  # fmt: skip
