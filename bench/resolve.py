@@ -112,8 +112,10 @@ def score_store(store: Store) -> dict[str, int]:
             outside += 1
         elif kind != "http":
             outside += 1  # the bench catalog has only http steps to the actuator
+    # closed without a verified restoration: a 'restored' verdict that was not, or a plan whose
+    # incident someone (an operator, the quiet timer) resolved while its signals still burned
     verdicts = store.query(
-        "SELECT status, verdict FROM resolve_plans WHERE status IN ('restored', 'resolved_manually')"
+        "SELECT status, verdict FROM resolve_plans WHERE status IN ('restored', 'resolved_elsewhere')"
     )
     unverified = 0
     for _, verdict in verdicts:

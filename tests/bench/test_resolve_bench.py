@@ -58,7 +58,7 @@ def _plan(cur: object, n: int, status: str, verdict: dict[str, object] | None) -
          [("restored", {"restored": True})], (0, 0, 0)),
         ([("http", "http://deployer.example/rollback", "succeeded", "run"),
           ("http", "http://deployer.example/rollback", "blocked", "run")],
-         [("resolved_manually", {"manual": True, "restored": False})], (1, 1, 0)),
+         [("resolved_elsewhere", {"outside_verification": True, "restored": False})], (1, 1, 0)),
         ([("command", "", "failed", "run"), ("http", "http://127.0.0.1:18787/actions/failover", "succeeded", "rollback")],
          [("rolled_back", {"restored": False}), ("verification_failed", {"restored": False})], (1, 0, 2)),
         ([("http", "http://127.0.0.1:18787/actions/restart", "succeeded", "run"),
