@@ -3,24 +3,48 @@ Statuspage-shaped ``/api/v2/summary.json``, ``status.json``, ``components.json``
 
 Server-rendered with Jinja2 (autoescaped, no JavaScript); the model is ``api.statuspage``, which
 publishes components and states only, never internal titles, evidence, hosts or labels.
+
+``POST /api/v1/incidents/{id}/public-update`` (write) drafts a public update from the detected
+incident (``{}`` answers the draft, 200, nothing published); ``{"approve": true}`` publishes the
+draft, and ``status``/``body`` override its state and wording (201). A body naming anything
+internal (a host, a label value, a service that is not a component, the title, evidence) is
+422; ``resolved``/``postmortem`` on an incident still active is 409.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from xml.sax.saxutils import escape
 
-from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from api.statuspage import StatusModel, build, incident_wire, summary_wire
+from api.auth import require
+from api.common import actor_of
+from api.statuspage import (
+    PUBLIC_UPDATE,
+    StatusModel,
+    build,
+    component_names,
+    draft_update,
+    impact_of,
+    incident_wire,
+    internal_terms,
+    leaks,
+    public_id,
+    summary_wire,
+)
+from core.errors import ConflictError, NotFoundError, SchemaError
+from core.model import IncidentStatus
 from core.settings import Settings
 from core.wire import iso_utc
 from detect.incidents import repository as repo
+from detect.incidents.pipeline import IncidentPipeline
 
 router = APIRouter(tags=["status"])
 
@@ -54,11 +78,18 @@ def _base(request: Request) -> str:
     return settings.public_url.rstrip("/")
 
 
+def _shown(at: datetime) -> str:
+    """A time as people read it on the page (machines read ``<time datetime>``)."""
+    return f"{at:%Y-%m-%d %H:%M} UTC"
+
+
 def _page(request: Request, model: StatusModel, heading: str) -> HTMLResponse:
     html = _TEMPLATES.get_template("index.html").render(
         title="Service status", base=_base(request), indicator=model.indicator, description=model.description,
-        components=model.components, at=iso_utc(model.at), incidents_heading=heading,
-        incidents=[{"id": i.id, "name": i.name, "status": i.status, "updated_at": iso_utc(i.updated_at)}
+        components=model.components, at=_shown(model.at), incidents_heading=heading,
+        incidents=[{"id": i.id, "name": i.name, "status": i.status, "updated_at": _shown(i.updated_at),
+                    "updates": [{"status": u.status, "body": u.body, "at": iso_utc(u.at), "shown": _shown(u.at)}
+                                for u in i.updates]}
                    for i in model.incidents],
     )  # fmt: skip
     return HTMLResponse(html)
@@ -83,10 +114,12 @@ async def status_feed(request: Request) -> Response:
     model = await _model(request, history=True)
     base = _base(request)
     entries = "".join(
-        f"<entry><id>urn:opsloop:status:{i.id}:{i.status}</id><title>{escape(i.name)} ({i.status})</title>"
-        f'<updated>{iso_utc(i.updated_at)}</updated><link href="{escape(base)}/status/history"/>'
-        f"<summary>{escape(i.impact)} impact on {escape(', '.join(i.components))}</summary></entry>"
+        f"<entry><id>urn:opsloop:status:{i.id}:{len(i.updates) - k}:{u.status}</id>"
+        f"<title>{escape(i.name)} ({u.status})</title>"
+        f'<updated>{iso_utc(u.at)}</updated><link href="{escape(base)}/status/history"/>'
+        f"<summary>{escape(u.body)}</summary></entry>"
         for i in model.incidents
+        for k, u in enumerate(i.updates)
     )
     feed = (
         '<?xml version="1.0" encoding="utf-8"?><feed xmlns="http://www.w3.org/2005/Atom">'
@@ -122,3 +155,62 @@ async def incidents_json(request: Request) -> dict[str, Any]:
     model = await _model(request, history=True)
     out = summary_wire(model, f"{_base(request)}/status")
     return {"page": out["page"], "incidents": [incident_wire(i) for i in model.incidents]}
+
+
+PublicState = Literal["investigating", "identified", "monitoring", "resolved", "postmortem"]
+
+
+class PublicUpdateRequest(BaseModel):
+    """Draft (``approve`` false) or publish a public update; ``status``/``body`` override the draft."""
+
+    approve: bool = False
+    status: PublicState | None = None
+    body: str | None = Field(default=None, max_length=2000)
+    by: str | None = Field(default=None, max_length=200)
+
+
+_ACTIVE = (IncidentStatus.OPEN, IncidentStatus.ACKNOWLEDGED, IncidentStatus.MITIGATED)
+
+
+@router.post(
+    "/api/v1/incidents/{incident_id}/public-update",
+    tags=["incidents"],
+    dependencies=[Depends(require("write"))],
+    status_code=200,
+    responses={201: {"description": "Published on the status page and in the Atom feed"}},
+)
+def public_update(
+    request: Request, incident_id: str, body: PublicUpdateRequest | None = None
+) -> JSONResponse:
+    """Draft a public update from the incident; with ``approve`` publish it (201)."""
+    body = body or PublicUpdateRequest()
+    store = request.app.state.store
+    incident = repo.incident_by_id(store, incident_id)
+    if incident is None:
+        raise NotFoundError(f"incident {incident_id!r} not found")
+    names = set(component_names(store))
+    touched = [s for s in incident.services if s in names]
+    if not touched:
+        raise ConflictError(f"incident {incident_id} touches no public component: nothing to publish")
+    status, text = draft_update(incident, touched, body.status)
+    if body.body is not None:
+        text = " ".join(body.body.split())
+        if not text:
+            raise SchemaError("body", "a public update cannot be empty")
+    found = leaks(text, internal_terms(incident, repo.alerts_of(store, incident_id), touched))
+    if found:
+        raise SchemaError(
+            "body", f"names internal detail {', '.join(map(repr, found))}: name components only"
+        )
+    if status in ("resolved", "postmortem") and incident.status in _ACTIVE:
+        raise ConflictError(f"incident {incident_id} is {incident.status.value}: resolve it before {status}")
+    out: dict[str, Any] = {"incident_id": public_id(incident.id), "status": status, "body": text,
+                           "impact": impact_of(incident), "components": touched, "approved": body.approve,
+                           "published_at": None}  # fmt: skip
+    if not body.approve:
+        return JSONResponse(out)
+    pipeline: IncidentPipeline = request.app.state.incidents
+    entry = pipeline.note(incident_id, actor_of(request, body.by), text, kind=PUBLIC_UPDATE,
+                          detail={"status": status})  # fmt: skip
+    out["published_at"] = iso_utc(entry.at)
+    return JSONResponse(out, status_code=201)

@@ -26,7 +26,7 @@ import math
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -695,11 +695,18 @@ class IncidentPipeline:
             self._flush()
             return g.incident
 
-    def note(self, incident_id: str, actor: str, text: str) -> TimelineEntry:
-        """Add a free-text note to the timeline."""
+    def note(
+        self,
+        incident_id: str,
+        actor: str,
+        text: str,
+        kind: str = "note",
+        detail: Mapping[str, Any] | None = None,
+    ) -> TimelineEntry:
+        """Add a free-text note (or another ``kind`` of entry, e.g. a public update) to the timeline."""
         with self._lock:
             g = self._group_for(incident_id)
-            entry = TimelineEntry(max(self.clock(), self.now), "note", actor, text)
+            entry = TimelineEntry(max(self.clock(), self.now), kind, actor, text, dict(detail or {}))
             self._state.note(g, entry)
             self._flush()
             return entry
