@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-# Real Prometheus, node exporter, Alertmanager and NATS for the integration tests (Debian packages).
+# Real Prometheus, node exporter, Alertmanager, NATS and Chromium for the integration tests (Debian packages).
 integration-deps:
 	@if ! command -v prometheus >/dev/null \
 	    || ! { command -v prometheus-alertmanager || command -v alertmanager; } >/dev/null \
@@ -24,6 +24,13 @@ integration-deps:
 	      --no-install-recommends prometheus prometheus-node-exporter prometheus-alertmanager \
 	      nats-server >/dev/null ) \
 	  || echo "integration-deps: could not install prometheus/alertmanager/nats-server from apt; integration tests will skip"; \
+	fi
+# headless Chromium for the status page test (tests/integration/test_status_chromium.py)
+	@if ! { command -v chromium || command -v chromium-browser; } >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  ( $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
+	      --no-install-recommends chromium >/dev/null ) \
+	  || echo "integration-deps: could not install chromium from apt; the status page browser test will skip"; \
 	fi
 
 lint: $(STAMP)
