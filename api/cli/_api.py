@@ -10,22 +10,38 @@ live silence set.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import httpx
 import typer
 from fastapi.testclient import TestClient
 from rich.console import Console
 
+from api.cli.render import Table, table_console
 from api.client import Client, RemoteError
 from api.server_file import read_server_file
 from core.errors import OpsloopError, StorageError
 from core.settings import Settings
 from core.store import Store
 
-__all__ = ["Api", "TokenOption", "UrlOption", "api_for", "fail", "print_json"]
+T = TypeVar("T")
+
+__all__ = [
+    "Api",
+    "TokenOption",
+    "UrlOption",
+    "WideOption",
+    "api_for",
+    "ask",
+    "fail",
+    "find",
+    "print_json",
+    "print_record",
+    "print_records",
+    "when",
+]
 
 UrlOption = Annotated[
     str | None,
@@ -34,6 +50,7 @@ UrlOption = Annotated[
 TokenOption = Annotated[
     str | None, typer.Option("--token", envvar="OPSLOOP_TOKEN", help="bearer token for the server's API")
 ]
+WideOption = Annotated[bool, typer.Option("--wide", help="never fold columns (for wide terminals)")]
 
 
 class Api:
@@ -131,3 +148,54 @@ def fail(command: str, exc: Exception) -> typer.Exit:
 def print_json(value: Any) -> None:
     """Print JSON on stdout (for ``--json``)."""
     print(json.dumps(value))
+
+
+def ask(command: str, settings: Settings, url: str | None, token: str | None, call: Callable[[Api], T],
+        *, write: bool = False) -> T:  # fmt: skip
+    """``call(api)`` on the API :func:`api_for` picks; an expected error is one line and exit 1."""
+    try:
+        with api_for(settings, url, token, write=write) as api:
+            return call(api)
+    except (OpsloopError, OSError) as exc:
+        raise fail(command, exc) from exc
+
+
+def find(command: str, items: list[dict[str, Any]], record_id: str, what: str) -> dict[str, Any]:
+    """The item of ``items`` whose id is ``record_id``, else one line naming it and exit 1."""
+    found = next((item for item in items if item["id"] == record_id), None)
+    if found is None:
+        raise fail(command, OpsloopError(f"{what} {record_id!r} not found"))
+    return found
+
+
+def when(text: str | None) -> str:
+    """An RFC 3339 time as a table shows it (``2026-01-06 04:12:00``), ``-`` when absent."""
+    return (text or "-").replace("T", " ").removesuffix("Z")
+
+
+def print_records(
+    items: list[dict[str, Any]],
+    as_json: bool,
+    table: Callable[[list[dict[str, Any]]], Table],
+    wide: bool = False,
+) -> None:
+    """The records as JSON (``--json``) or as ``table(items)``."""
+    if as_json:
+        print_json(items)
+    else:
+        table_console(wide).print(table(items))
+
+
+def print_record(record: dict[str, Any], title: str, as_json: bool) -> None:
+    """One record as JSON or as a field/value table (mappings as ``k=v``, lists comma-separated)."""
+    if as_json:
+        print_json(record)
+        return
+    table = Table("field", "value", title=title, show_header=False)
+    for key, value in record.items():
+        if isinstance(value, dict):
+            value = ", ".join(f"{k}={v}" for k, v in value.items()) or "-"
+        elif isinstance(value, list):
+            value = ", ".join(map(str, value)) or "-"
+        table.add_row(key, "-" if value is None else str(value))
+    table_console().print(table)

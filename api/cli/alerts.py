@@ -7,16 +7,10 @@ from typing import Annotated, Any
 import typer
 
 from api.cli import DbOption, JsonOption, settings_for
-from api.cli._api import TokenOption, UrlOption, api_for, fail, print_json
-from api.cli.render import Table, table_console
-from core.errors import OpsloopError
+from api.cli._api import TokenOption, UrlOption, WideOption, ask, find, print_record, print_records, when
+from api.cli.render import Table
 
 alert_app = typer.Typer(help="Inspect one alert.", no_args_is_help=True)
-WideOption = Annotated[bool, typer.Option("--wide", help="never fold columns (for wide terminals)")]
-
-
-def _when(text: str | None) -> str:
-    return (text or "-").replace("T", " ").removesuffix("Z")
 
 
 def alerts_table(items: list[dict[str, Any]]) -> Table:
@@ -29,7 +23,7 @@ def alerts_table(items: list[dict[str, Any]]) -> Table:
             a["service"] or "-",
             a["severity"],
             a["status"],
-            _when(a["starts_at"]),
+            when(a["starts_at"]),
             a["source"],
         )
     return table
@@ -45,15 +39,10 @@ def alerts(
     wide: WideOption = False,
 ) -> None:
     """List alerts, newest first."""
-    try:
-        with api_for(settings_for(db), url, token) as api:
-            items = api.items("/api/v1/alerts", limit, status=status)
-    except (OpsloopError, OSError) as exc:
-        raise fail("alerts", exc) from exc
-    if as_json:
-        print_json(items)
-        return
-    table_console(wide).print(alerts_table(items))
+    items = ask(
+        "alerts", settings_for(db), url, token, lambda api: api.items("/api/v1/alerts", limit, status=status)
+    )
+    print_records(items, as_json, alerts_table, wide)
 
 
 @alert_app.command("show")
@@ -65,22 +54,8 @@ def show(
     as_json: JsonOption = False,
 ) -> None:
     """One alert with its labels and annotations."""
-    try:
-        with api_for(settings_for(db), url, token) as api:
-            found = next((a for a in api.items("/api/v1/alerts", 100_000) if a["id"] == alert_id), None)
-    except (OpsloopError, OSError) as exc:
-        raise fail("alert show", exc) from exc
-    if found is None:
-        raise fail("alert show", OpsloopError(f"alert {alert_id!r} not found"))
-    if as_json:
-        print_json(found)
-        return
-    table = Table("field", "value", title=f"alert {alert_id}", show_header=False)
-    for key, value in found.items():
-        if isinstance(value, dict):
-            value = ", ".join(f"{k}={v}" for k, v in value.items()) or "-"
-        table.add_row(key, "-" if value is None else str(value))
-    table_console().print(table)
+    items = ask("alert show", settings_for(db), url, token, lambda api: api.items("/api/v1/alerts", 100_000))
+    print_record(find("alert show", items, alert_id, "alert"), f"alert {alert_id}", as_json)
 
 
 def register(app: typer.Typer) -> None:

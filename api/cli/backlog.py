@@ -7,12 +7,10 @@ from typing import Annotated, Any
 import typer
 
 from api.cli import DbOption, JsonOption, settings_for
-from api.cli._api import TokenOption, UrlOption, api_for, fail, print_json
-from api.cli.render import Table, table_console
-from core.errors import OpsloopError
+from api.cli._api import TokenOption, UrlOption, WideOption, ask, print_record, print_records
+from api.cli.render import Table
 
 backlog_app = typer.Typer(help="The reliability backlog the error-budget policy keeps.", no_args_is_help=True)
-WideOption = Annotated[bool, typer.Option("--wide", help="never fold columns (for wide terminals)")]
 
 
 def backlog_table(items: list[dict[str, Any]]) -> Table:
@@ -41,15 +39,9 @@ def list_(
     wide: WideOption = False,
 ) -> None:
     """List backlog items, open first and highest priority first."""
-    try:
-        with api_for(settings_for(db), url, token) as api:
-            items = api.items("/api/v1/backlog", limit, status=status or None, slo=slo)
-    except (OpsloopError, OSError) as exc:
-        raise fail("backlog list", exc) from exc
-    if as_json:
-        print_json(items)
-        return
-    table_console(wide).print(backlog_table(items))
+    items = ask("backlog list", settings_for(db), url, token,
+                lambda api: api.items("/api/v1/backlog", limit, status=status or None, slo=slo))  # fmt: skip
+    print_records(items, as_json, backlog_table, wide)
 
 
 @backlog_app.command("show")
@@ -61,18 +53,10 @@ def show(
     as_json: JsonOption = False,
 ) -> None:
     """One backlog item with what each tracker holds."""
-    try:
-        with api_for(settings_for(db), url, token) as api:
-            item = api.get(f"/api/v1/backlog/{item_id}")
-    except (OpsloopError, OSError) as exc:
-        raise fail("backlog show", exc) from exc
-    if as_json:
-        print_json(item)
-        return
-    table = Table("field", "value", title=f"backlog item {item_id}", show_header=False)
-    for key, value in item.items():
-        table.add_row(key, str(value if value is not None else "-"))
-    table_console().print(table)
+    item = ask(
+        "backlog show", settings_for(db), url, token, lambda api: api.get(f"/api/v1/backlog/{item_id}")
+    )
+    print_record(item, f"backlog item {item_id}", as_json)
 
 
 def register(app: typer.Typer) -> None:

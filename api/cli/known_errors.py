@@ -7,14 +7,12 @@ from typing import Annotated, Any
 import typer
 
 from api.cli import DbOption, JsonOption, settings_for
-from api.cli._api import TokenOption, UrlOption, api_for, fail, print_json
-from api.cli.render import Table, table_console
-from core.errors import OpsloopError
+from api.cli._api import TokenOption, UrlOption, WideOption, ask, find, print_record, print_records, when
+from api.cli.render import Table
 
 known_app = typer.Typer(
     help="Known errors: signatures Diagnose matches, with their workaround.", no_args_is_help=True
 )
-WideOption = Annotated[bool, typer.Option("--wide", help="never fold columns (for wide terminals)")]
 
 
 def known_errors_table(items: list[dict[str, Any]]) -> Table:
@@ -23,7 +21,7 @@ def known_errors_table(items: list[dict[str, Any]]) -> Table:
     for k in items:
         table.add_row(
             k["id"], k["title"], ", ".join(k["services"]) or "-", k["workaround"] or "-",
-            k["problem_id"] or "-", (k["created_at"] or "-").replace("T", " ").removesuffix("Z"),
+            k["problem_id"] or "-", when(k["created_at"]),
         )  # fmt: skip
     return table
 
@@ -38,15 +36,14 @@ def list_(
     wide: WideOption = False,
 ) -> None:
     """List known errors, oldest first."""
-    try:
-        with api_for(settings_for(db), url, token) as api:
-            items = api.items("/api/v1/known-errors", limit)
-    except (OpsloopError, OSError) as exc:
-        raise fail("known-errors list", exc) from exc
-    if as_json:
-        print_json(items)
-        return
-    table_console(wide).print(known_errors_table(items))
+    items = ask(
+        "known-errors list",
+        settings_for(db),
+        url,
+        token,
+        lambda api: api.items("/api/v1/known-errors", limit),
+    )
+    print_records(items, as_json, known_errors_table, wide)
 
 
 @known_app.command("show")
@@ -58,24 +55,13 @@ def show(
     as_json: JsonOption = False,
 ) -> None:
     """One known error with its signature."""
-    try:
-        with api_for(settings_for(db), url, token) as api:
-            found = next(
-                (k for k in api.items("/api/v1/known-errors", 100_000) if k["id"] == known_error_id), None
-            )
-    except (OpsloopError, OSError) as exc:
-        raise fail("known-errors show", exc) from exc
-    if found is None:
-        raise fail("known-errors show", OpsloopError(f"known error {known_error_id!r} not found"))
-    if as_json:
-        print_json(found)
-        return
-    table = Table("field", "value", title=f"known error {known_error_id}", show_header=False)
-    for key, value in found.items():
-        table.add_row(
-            key, ", ".join(value) if isinstance(value, list) else str(value if value is not None else "-")
-        )
-    table_console().print(table)
+    items = ask("known-errors show", settings_for(db), url, token,
+                lambda api: api.items("/api/v1/known-errors", 100_000))  # fmt: skip
+    print_record(
+        find("known-errors show", items, known_error_id, "known error"),
+        f"known error {known_error_id}",
+        as_json,
+    )
 
 
 def register(app: typer.Typer) -> None:

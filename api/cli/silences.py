@@ -14,14 +14,23 @@ from typing import Annotated, Any
 import typer
 
 from api.cli import DbOption, JsonOption, settings_for
-from api.cli._api import TokenOption, UrlOption, api_for, fail, print_json
-from api.cli.render import Table, table_console
+from api.cli._api import (
+    TokenOption,
+    UrlOption,
+    WideOption,
+    api_for,
+    ask,
+    fail,
+    print_json,
+    print_records,
+    when,
+)
+from api.cli.render import Table
 from core.errors import OpsloopError, SchemaError
 from core.wire import iso_utc
 from ingest.scrape import parse_duration
 
 silence_app = typer.Typer(help="Silences: mute matching alerts for a while.", no_args_is_help=True)
-WideOption = Annotated[bool, typer.Option("--wide", help="never fold columns (for wide terminals)")]
 _MATCHER = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(=~|!~|!=|=)\s*(.*?)\s*$")
 
 
@@ -54,7 +63,7 @@ def silences_table(items: list[dict[str, Any]]) -> Table:
     table = Table("id", "state", "matchers", "ends", "by", "comment")
     for s in items:
         table.add_row(
-            s["id"], s["status"]["state"], _matchers_text(s), s["endsAt"].replace("T", " ").removesuffix("Z"),
+            s["id"], s["status"]["state"], _matchers_text(s), when(s["endsAt"]),
             s["createdBy"] or "-", s["comment"] or "-",
         )  # fmt: skip
     return table
@@ -70,15 +79,10 @@ def list_(
     wide: WideOption = False,
 ) -> None:
     """List silences: active, then pending, then expired."""
-    try:
-        with api_for(settings_for(db), url, token) as api:
-            items = api.items("/api/v1/silences", limit)
-    except (OpsloopError, OSError) as exc:
-        raise fail("silence list", exc) from exc
-    if as_json:
-        print_json(items)
-        return
-    table_console(wide).print(silences_table(items))
+    items = ask(
+        "silence list", settings_for(db), url, token, lambda api: api.items("/api/v1/silences", limit)
+    )
+    print_records(items, as_json, silences_table, wide)
 
 
 @silence_app.command("show")
@@ -90,15 +94,13 @@ def show(
     as_json: JsonOption = False,
 ) -> None:
     """One silence."""
-    try:
-        with api_for(settings_for(db), url, token) as api:
-            silence = api.get(f"/api/v1/silences/{silence_id}")
-    except (OpsloopError, OSError) as exc:
-        raise fail("silence show", exc) from exc
+    silence = ask(
+        "silence show", settings_for(db), url, token, lambda api: api.get(f"/api/v1/silences/{silence_id}")
+    )
     if as_json:
         print_json(silence)
-        return
-    table_console().print(silences_table([silence]))
+    else:
+        print_records([silence], False, silences_table)
 
 
 @silence_app.command("create")
@@ -149,11 +151,8 @@ def expire(
     as_json: JsonOption = False,
 ) -> None:
     """Expire a silence now (it stays listed as history)."""
-    try:
-        with api_for(settings_for(db), url, token, write=True) as api:
-            answer = api.delete(f"/api/v1/silences/{silence_id}")
-    except (OpsloopError, OSError) as exc:
-        raise fail("silence expire", exc) from exc
+    answer = ask("silence expire", settings_for(db), url, token,
+                 lambda api: api.delete(f"/api/v1/silences/{silence_id}"), write=True)  # fmt: skip
     if as_json:
         print_json(answer)
         return
