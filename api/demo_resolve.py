@@ -158,10 +158,10 @@ def run_resolve_demo(console: Console) -> int:
                         failures += 1
                         continue
                     iid = items[0]["id"]
-                    plan = _wait(lambda i=iid, w=want_plan: [p for p in c.get(f"/api/v1/incidents/{i}/plans").json()
+                    plan = _wait(lambda i=iid, w=want_plan: [p for p in c.get(f"/api/v1/incidents/{i}/plans").json()["items"]
                                                              if p["status"] == w])  # fmt: skip
                     incident = c.get(f"/api/v1/incidents/{iid}").json()
-                    acts = c.get("/api/v1/actions", params={"incident": iid}).json()
+                    acts = c.get("/api/v1/actions", params={"incident": iid}).json()["items"]
                     ok = bool(plan) and incident["status"] == want_status
                     failures += not ok
                     table.add_row(service, iid, plan[0]["status"] if plan else plain("missing", "red"),

@@ -1,10 +1,11 @@
 """Runbook plans and actions, approvals and the kill switch.
 
 ``GET /api/v1/actions[?incident=]`` (read) lists step executions with ``id, incident, runbook,
-step, status, argv|request, output, started_at, ended_at, approved_by``.
+step, status, argv|request, output, created_at, started_at, ended_at, approved_by``, oldest first,
+a page at a time (``limit``/``cursor`` -> ``{items, next_cursor, total}``, as every list).
 ``POST /api/v1/actions/{id}/approve`` and ``/reject`` (write) decide a plan waiting for
-approval (409 unless it waits). ``GET /api/v1/incidents/{id}/plans`` (read) shows the incident's
-plans, each a dry run with every value rendered. ``POST /api/v1/resolve/pause`` (write) stops
+approval (409 unless it waits). ``GET /api/v1/incidents/{id}/plans`` (read) pages through the
+incident's plans, oldest first, each a dry run with every value rendered. ``POST /api/v1/resolve/pause`` (write) stops
 every runbook step; ``POST /api/v1/resolve/resume`` (admin) lets them run again;
 ``GET /api/v1/resolve/status`` (read) says which.
 """
@@ -13,10 +14,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 
 from api.auth import require
-from api.common import actor_of
+from api.common import CURSOR_PARAM, actor_of, cursor_page, time_key
 from core.wire import iso_or_none
 from resolve import actions_repository as repo
 from resolve.remediation import Remediation
@@ -38,6 +39,7 @@ def action_to_wire(a: repo.ActionRow) -> dict[str, Any]:
         "output": a.output,
         "error": a.error,
         "attempts": a.attempts,
+        "created_at": iso_or_none(a.created_at),
         "started_at": iso_or_none(a.started_at),
         "ended_at": iso_or_none(a.ended_at),
         "approved_by": a.approved_by or None,
@@ -73,15 +75,26 @@ def plan_to_wire(p: repo.PlanRow) -> dict[str, Any]:
     }
 
 
+def _by_creation(item: dict[str, Any]) -> tuple[str, str]:
+    """Actions and plans page oldest first; the id breaks ties (a cursor key is unique)."""
+    return time_key(item["created_at"]), str(item["id"])
+
+
 def _remediation(request: Request) -> Remediation:
     found: Remediation = request.app.state.loop.remediation
     return found
 
 
 @router.get("/api/v1/actions", dependencies=[Depends(require("read"))])
-def list_actions(request: Request, incident: str | None = None) -> list[dict[str, Any]]:
-    """Step executions, oldest first."""
-    return [action_to_wire(a) for a in repo.actions(request.app.state.store, incident=incident)]
+def list_actions(
+    request: Request,
+    incident: str | None = None,
+    limit: int = Query(default=100, ge=1, le=1000),
+    cursor: str | None = CURSOR_PARAM,
+) -> dict[str, Any]:
+    """Step executions, oldest first, a page at a time."""
+    wire = [action_to_wire(a) for a in repo.actions(request.app.state.store, incident=incident)]
+    return cursor_page(wire, key=_by_creation, limit=limit, cursor=cursor)
 
 
 @router.post("/api/v1/actions/{action_id}/approve", dependencies=[Depends(require("write"))])
@@ -97,9 +110,15 @@ def reject(request: Request, action_id: str) -> dict[str, Any]:
 
 
 @router.get("/api/v1/incidents/{incident_id}/plans", dependencies=[Depends(require("read"))])
-def incident_plans(request: Request, incident_id: str) -> list[dict[str, Any]]:
-    """The incident's plans, oldest first."""
-    return [plan_to_wire(p) for p in repo.plans(request.app.state.store, incident=incident_id)]
+def incident_plans(
+    request: Request,
+    incident_id: str,
+    limit: int = Query(default=100, ge=1, le=1000),
+    cursor: str | None = CURSOR_PARAM,
+) -> dict[str, Any]:
+    """The incident's plans, oldest first, a page at a time."""
+    wire = [plan_to_wire(p) for p in repo.plans(request.app.state.store, incident=incident_id)]
+    return cursor_page(wire, key=_by_creation, limit=limit, cursor=cursor)
 
 
 @router.get("/api/v1/resolve/status", dependencies=[Depends(require("read"))])

@@ -2,19 +2,19 @@
 
 ``POST /api/v1/runbooks`` (admin) takes a runbook file's YAML as the body (one or more
 documents) and answers each runbook with its version and whether this load changed it (422
-naming document and field when invalid). ``GET /api/v1/runbooks`` (read) lists the active
-version of each runbook.
+naming document and field when invalid). ``GET /api/v1/runbooks`` (read) pages through the
+active version of each runbook, by name (``limit``/``cursor`` -> ``{items, next_cursor, total}``).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
 from api.auth import require
-from api.common import actor_of
+from api.common import CURSOR_PARAM, actor_of, cursor_page
 from core.errors import ConfigError, SchemaError
 from core.wire import iso_or_none
 from resolve.catalog import Loaded
@@ -65,6 +65,11 @@ async def load_runbooks(request: Request) -> JSONResponse:
 
 
 @router.get("/api/v1/runbooks", dependencies=[Depends(require("read"))])
-def list_runbooks(request: Request) -> list[dict[str, Any]]:
-    """The active version of each runbook."""
-    return [runbook_to_wire(item) for item in _remediation(request).catalog.active()]
+def list_runbooks(
+    request: Request,
+    limit: int = Query(default=100, ge=1, le=1000),
+    cursor: str | None = CURSOR_PARAM,
+) -> dict[str, Any]:
+    """The active version of each runbook, by name, a page at a time."""
+    wire = [runbook_to_wire(item) for item in _remediation(request).catalog.active()]
+    return cursor_page(wire, key=lambda r: (r["name"],), limit=limit, cursor=cursor)

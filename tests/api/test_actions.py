@@ -60,7 +60,7 @@ def _open_incident(c: httpx.Client, service: str, **labels: str) -> str:
 
 
 def _actions(c: httpx.Client, incident: str, status: str | None = None) -> list[dict[str, Any]] | None:
-    found = [a for a in c.get("/api/v1/actions", params={"incident": incident}).json()
+    found = [a for a in c.get("/api/v1/actions", params={"incident": incident}).json()["items"]
              if status is None or a["status"] == status]  # fmt: skip
     return found or None
 
@@ -82,7 +82,7 @@ def test_loading_runbooks_needs_admin_and_errors_name_the_field(server: LiveServ
             "/api/v1/runbooks", content=runbook("rogue", [{"name": "r", "command": ["/bin/sh", "-c", "id"]}])
         )
         assert outside.status_code == 422 and "rogue/r" in outside.text and "/bin/sh" in outside.text
-        names = [x["name"] for x in c.get("/api/v1/runbooks").json()]
+        names = [x["name"] for x in c.get("/api/v1/runbooks").json()["items"]]
     assert "scoped" in names and "rogue" not in names
 
 
@@ -99,7 +99,7 @@ def test_autonomous_runs_on_a_real_incident_and_mitigates_it(server: LiveServer,
         assert set(a) >= {"id", "incident", "runbook", "step", "status", "argv", "output", "started_at", "ended_at",
                           "approved_by"}  # fmt: skip
         assert iid in a["output"] and a["started_at"] and a["ended_at"]
-        plans = c.get(f"/api/v1/incidents/{iid}/plans").json()
+        plans = c.get(f"/api/v1/incidents/{iid}/plans").json()["items"]
         assert [(p["runbook"], p["status"]) for p in plans] == [("auto", "verifying")]
         wait_for(lambda: c.get(f"/api/v1/incidents/{iid}").json()["status"] == "mitigated" or None)
 
@@ -109,7 +109,7 @@ def test_suggest_shows_the_plan_and_runs_nothing(server: LiveServer, admin: str,
                                  match={"service": "hint-svc"}))  # fmt: skip
     with server.client() as c:
         iid = _open_incident(c, "hint-svc")
-        plan = wait_for(lambda: c.get(f"/api/v1/incidents/{iid}/plans").json() or None)[0]
+        plan = wait_for(lambda: c.get(f"/api/v1/incidents/{iid}/plans").json()["items"] or None)[0]
         assert plan["status"] == "suggested" and plan["steps"][0]["argv"][1:] == ["hint-svc"]
         assert _actions(c, iid) is None
 
@@ -137,7 +137,7 @@ def test_a_rejected_plan_never_runs(server: LiveServer, admin: str, script: Argv
         waiting = wait_for(lambda: _actions(c, iid, "pending_approval"))[0]
         assert_needs_scope(server, "POST", f"/api/v1/actions/{waiting['id']}/reject", None, "write")
         assert c.post(f"/api/v1/actions/{waiting['id']}/reject").json()["status"] == "rejected"
-        assert c.get(f"/api/v1/incidents/{iid}/plans").json()[0]["status"] == "rejected"
+        assert c.get(f"/api/v1/incidents/{iid}/plans").json()["items"][0]["status"] == "rejected"
     assert [iid] not in script.calls()
 
 
@@ -154,7 +154,7 @@ def test_the_kill_switch_holds_until_an_admin_resumes(
         assert c.post("/api/v1/resolve/pause").json() == {"paused": True}
         try:
             iid = _open_incident(c, "halt-svc")
-            wait_for(lambda: c.get(f"/api/v1/incidents/{iid}/plans").json() or None)
+            wait_for(lambda: c.get(f"/api/v1/incidents/{iid}/plans").json()["items"] or None)
             assert c.get("/api/v1/resolve/status").json() == {"paused": True}
             assert c.post("/api/v1/resolve/resume").status_code == 403  # resuming is an admin's call
             assert _actions(c, iid, "succeeded") is None and [iid] not in script.calls()
@@ -185,3 +185,46 @@ def test_hostile_alert_labels_reach_the_command_as_one_literal_argv_element(
         done = wait_for(lambda: _actions(c, iid, "succeeded"))[0]
         assert done["argv"][1:] == [value, service]
     assert [value, service] in script.calls()
+
+
+def _pages(c: httpx.Client, path: str, **params: str) -> tuple[list[dict[str, Any]], int]:
+    """Follow ``next_cursor`` one item at a time; every page states the same total."""
+    seen: list[dict[str, Any]] = []
+    totals, cursor = set(), None
+    while True:
+        r = c.get(path, params={**params, "limit": 1, **({"cursor": cursor} if cursor else {})})
+        assert r.status_code == 200, r.text
+        page = r.json()
+        assert len(page["items"]) <= 1
+        seen += page["items"]
+        totals.add(page["total"])
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert len(totals) == 1
+    return seen, totals.pop()
+
+
+def test_runbooks_actions_and_plans_page_like_every_list(server: LiveServer, admin: str, script: ArgvScript) -> None:  # fmt: skip
+    for name in ("page-c", "page-a", "page-b"):
+        _load(server, admin, runbook(name, [_cmd(script, "s", "x")], match={"service": "nowhere"}))
+    _load(server, admin, runbook("paged", [_cmd(script, "one", "1"), _cmd(script, "two", "2"), _cmd(script, "three", "3")],
+                                 match={"service": "paged-svc"}))  # fmt: skip
+    with server.client() as c:
+        names = [x["name"] for x in _pages(c, "/api/v1/runbooks")[0]]
+        assert (
+            names == sorted(names)
+            and len(set(names)) == len(names)
+            and {"page-a", "page-b", "page-c"} <= set(names)
+        )
+        iid = _open_incident(c, "paged-svc")
+        wait_for(lambda: ((a := _actions(c, iid, "succeeded")) is not None and len(a) == 3) or None)
+        everything = c.get("/api/v1/actions", params={"incident": iid}).json()
+        paged, total = _pages(c, "/api/v1/actions", incident=iid)
+        assert [a["id"] for a in paged] == [a["id"] for a in everything["items"]] and total == 3
+        assert [a["step"] for a in paged] == ["one", "two", "three"], "oldest first"
+        plans, total = _pages(c, f"/api/v1/incidents/{iid}/plans")
+        assert total == len(plans) >= 1 and plans[0]["runbook"] == "paged"
+        for path in ("/api/v1/runbooks", "/api/v1/actions", f"/api/v1/incidents/{iid}/plans"):
+            bad = c.get(path, params={"cursor": "not-ours"})
+            assert bad.status_code == 422 and bad.json()["field"] == "cursor", (path, bad.text)

@@ -40,7 +40,7 @@ def _open(c: httpx.Client, service: str) -> tuple[str, dict[str, Any]]:
 
 
 def _plan(c: httpx.Client, iid: str, status: str) -> dict[str, Any] | None:
-    found = [p for p in c.get(f"/api/v1/incidents/{iid}/plans").json() if p["status"] == status]
+    found = [p for p in c.get(f"/api/v1/incidents/{iid}/plans").json()["items"] if p["status"] == status]
     return found[0] if found else None
 
 
@@ -60,7 +60,7 @@ def test_a_restart_mid_plan_neither_repeats_nor_loses_a_step(tmp_path: Path) -> 
             wait_for(lambda: script.calls() or None)  # step one is running: stop the server now
     assert script.calls() == [["sleep", "1.5", "one"]]
     with serving(settings.model_copy(update={"port": free_port()})) as server, server.client() as c:
-        actions = wait_for(lambda: ((a := c.get("/api/v1/actions", params={"incident": iid}).json())
+        actions = wait_for(lambda: ((a := c.get("/api/v1/actions", params={"incident": iid}).json()["items"])
                            and all(x["status"] == "succeeded" for x in a) and len(a) == 2 and a) or None)  # fmt: skip
         assert [x["step"] for x in actions] == ["one", "two"]
     assert script.calls() == [["sleep", "1.5", "one"], ["two"]]
@@ -87,7 +87,7 @@ def test_signals_still_burning_after_the_window_roll_back_and_escalate(verifying
         iid, _ = _open(c, "burning-svc")
         plan = wait_for(lambda: _plan(c, iid, "rolled_back"), timeout=30)
         assert plan["verdict"]["firing_alerts"] == ["HighErrorRate"] and not plan["verdict"]["restored"]
-        acts = c.get("/api/v1/actions", params={"incident": iid}).json()
+        acts = c.get("/api/v1/actions", params={"incident": iid}).json()["items"]
         assert [(a["phase"], a["step"], a["status"]) for a in acts] == [
             ("run", "fix", "succeeded"), ("rollback", "undo", "succeeded")]  # fmt: skip
         texts = _timeline(c, iid)
