@@ -6,7 +6,8 @@ slice's end; incidents that opened or changed are diagnosed with the data known 
 time. The engine, pipeline and diagnoser are the same objects the server runs, built by the
 same assembly (``api/loop.py``); only the
 clock differs (event time here, the wall clock there), so a replay reaches the incidents
-a live run of the same data would.
+a live run of the same data would. Resolve runs on the same event time after each chunk: its
+limits and verify windows are measured in the data's time, not in how fast the replay goes.
 """
 
 from __future__ import annotations
