@@ -124,7 +124,8 @@ async def status_feed(request: Request) -> Response:
     feed = (
         '<?xml version="1.0" encoding="utf-8"?><feed xmlns="http://www.w3.org/2005/Atom">'
         f"<id>urn:opsloop:status</id><title>Service status</title><updated>{iso_utc(model.at)}</updated>"
-        f'<link rel="self" href="{escape(base)}/status/feed.atom"/>{entries}</feed>'
+        f'<link rel="self" href="{escape(base)}/status/feed.atom"/><author><name>Service status</name></author>'
+        f"{entries}</feed>"
     )
     return Response(feed, media_type="application/atom+xml")
 
@@ -197,7 +198,7 @@ def public_update(
         text = " ".join(body.body.split())
         if not text:
             raise SchemaError("body", "a public update cannot be empty")
-    found = leaks(text, internal_terms(incident, repo.alerts_of(store, incident_id), touched))
+    found = leaks(text, internal_terms(incident, repo.alerts_of(store, incident_id), sorted(names)))
     if found:
         raise SchemaError(
             "body", f"names internal detail {', '.join(map(repr, found))}: name components only"

@@ -153,6 +153,8 @@ def test_an_approved_update_appears_on_the_page_in_summary_and_in_the_feed(serve
     [after] = [i for i in httpx.get(f"{server.url}/api/v2/incidents.json").json()["incidents"]
                if i["id"] == proposed["incident_id"]]  # fmt: skip
     assert after["status"] == "postmortem" and after["incident_updates"][0]["status"] == "postmortem"
+    summary = httpx.get(f"{server.url}/api/v2/summary.json").json()
+    assert proposed["incident_id"] not in {i["id"] for i in summary["incidents"]}  # unresolved ones only
 
 
 @pytest.mark.parametrize(
@@ -184,7 +186,7 @@ def test_a_body_naming_internals_is_refused_and_nothing_is_published(
 
 def test_refusals_not_found_not_public_still_active_and_read_only(server: LiveServer) -> None:
     iid = f"X-{uuid.uuid4().hex[:8]}"
-    seed(server.store, [incident(iid, utcnow(), "storefront", priority="P2"),
+    seed(server.store, [replace(incident(iid, utcnow(), "storefront", priority="P2"), team="payments"),
                         incident(f"DB-{iid}", utcnow(), "orders-db", priority="P1")])  # fmt: skip
     reader = server.store.create_token(["read"], "reader")
     with server.client() as client:
@@ -202,9 +204,10 @@ def test_refusals_not_found_not_public_still_active_and_read_only(server: LiveSe
             client.post(f"/api/v1/incidents/{iid}/public-update", json={"approve": True}).status_code == 403
         )
     with server.client() as client:
-        ok = client.post(
-            f"/api/v1/incidents/{iid}/public-update", json={"approve": True, "status": "monitoring"}
-        )
+        # a team named like another public component is no secret: naming the component is fine
+        words = "A fix is in place; storefront and payments are recovering."
+        ok = client.post(f"/api/v1/incidents/{iid}/public-update",
+                         json={"approve": True, "status": "monitoring", "body": words})  # fmt: skip
         assert ok.status_code == 201 and ok.json()["impact"] == "major"
     [mine] = [i for i in httpx.get(f"{server.url}/api/v2/summary.json").json()["incidents"]
               if i["id"] == ok.json()["incident_id"]]  # fmt: skip
