@@ -110,31 +110,32 @@ def register(app: typer.Typer) -> None:
         for noisy in ("httpx", "httpcore"):  # one INFO line per scrape would drown the server's own log
             logging.getLogger(noisy).setLevel(logging.WARNING)
         err = Console(stderr=True, highlight=False)
-        store = Store(settings.db)  # a clear one-line error (main) when another process holds the file
-        try:
+        # opened here first for a clear one-line error (main) when another process holds the file,
+        # then closed: the app's lifespan opens its own store and closes it (checkpointing the WAL)
+        # during uvicorn's graceful shutdown; code after uvicorn.run does not run on SIGTERM, since
+        # uvicorn re-raises the signal once it has shut down
+        with Store(settings.db) as store:
             tokens = [t for t in store.list_tokens() if not t[4]]
-            admins = sum(1 for t in tokens if "admin" in t[2])
-            app_ = create_app(settings, store)
-            if settings.scrape_config:
-                with_scraping(app_, settings, settings.scrape_config)
-            err.print(
-                f"opsloop {VERSION} listening on http://{settings.host}:{settings.port} "
-                f"(database {settings.db}; API docs at /docs)",
-                markup=False,
-            )
-            if settings.auth:
-                err.print(_token_summary(len(tokens), admins, settings.db), markup=False)
-            else:
-                err.print("auth is off (--no-auth): anyone who reaches the port may write", markup=False)
-            if settings.scrape_config:
-                err.print(f"scraping the targets of {settings.scrape_config}", markup=False)
-            uvicorn.run(
-                app_,
-                host=settings.host,
-                port=settings.port,
-                log_level=settings.log_level,
-                access_log=False,
-                timeout_keep_alive=KEEP_ALIVE_S,
-            )
-        finally:
-            store.close()
+        admins = sum(1 for t in tokens if "admin" in t[2])
+        app_ = create_app(settings)
+        if settings.scrape_config:
+            with_scraping(app_, settings, settings.scrape_config)
+        err.print(
+            f"opsloop {VERSION} listening on http://{settings.host}:{settings.port} "
+            f"(database {settings.db}; API docs at /docs)",
+            markup=False,
+        )
+        if settings.auth:
+            err.print(_token_summary(len(tokens), admins, settings.db), markup=False)
+        else:
+            err.print("auth is off (--no-auth): anyone who reaches the port may write", markup=False)
+        if settings.scrape_config:
+            err.print(f"scraping the targets of {settings.scrape_config}", markup=False)
+        uvicorn.run(
+            app_,
+            host=settings.host,
+            port=settings.port,
+            log_level=settings.log_level,
+            access_log=False,
+            timeout_keep_alive=KEEP_ALIVE_S,
+        )
