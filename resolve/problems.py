@@ -446,6 +446,11 @@ class ProblemManager:
         self, placement: Placement, now: datetime
     ) -> tuple[StoredProblem, list[tuple[datetime, str, str, str, dict[str, Any]]]]:
         events: list[tuple[datetime, str, str, str, dict[str, Any]]] = []
+        # read the members' signatures first, so the problem is written whole in one transaction
+        # (a reader never sees a problem without its services, names and title)
+        existing = repo.members_of(self.store, placement.problem_id) if placement.problem_id else []
+        members = list(dict.fromkeys([*existing, *placement.incident_ids]))
+        sigs = [signature_of(r) for r in repo.incident_rows(self.store, ids=members)]
         with self.store.transaction() as con:
             if placement.problem_id:
                 found = repo.problem_by_id(self.store, placement.problem_id)
@@ -460,14 +465,11 @@ class ProblemManager:
                     created_by="opsloop",
                 )  # fmt: skip
                 events.append((now, "opened", "opsloop", "recurring incidents grouped", {}))
+            stored = self._refresh(stored, sigs, now)
+            if not stored.title:
+                stored = replace(stored, title=_title(sigs))
             repo.add_members(con, stored.id, placement.incident_ids, now)
-            # the row must exist for the members' read below; the caller rewrites it with the events
-            repo.save_problem(con, stored)
-        members = repo.members_of(self.store, stored.id)
-        sigs = [signature_of(r) for r in repo.incident_rows(self.store, ids=members)]
-        stored = self._refresh(stored, sigs, now)
-        if not stored.title:
-            stored = replace(stored, title=_title(sigs))
+            repo.save_problem(con, stored)  # the caller rewrites it with the events
         newest = placement.incident_ids[-1]
         events.append((now, "recurrence", "opsloop", f"{newest} recurs ({len(members)} incidents)",
                        {"incidents": list(placement.incident_ids)}))  # fmt: skip
