@@ -58,7 +58,10 @@ def test_mtbf_of_back_to_back_failures_is_the_mean_gap(spans: list[tuple[float, 
     """Incidents laid end to end: each lasts d seconds, then the service runs g seconds."""
     facts, t = [], T0
     for k, (duration, gap) in enumerate(spans):
-        facts.append(IncidentFacts(f"I{k}", ("svc",), "", t, t, restored_at=t + timedelta(seconds=duration)))
+        # ids sort as the incidents follow each other (ties in time are ordered by id)
+        facts.append(
+            IncidentFacts(f"I{k:02d}", ("svc",), "", t, t, restored_at=t + timedelta(seconds=duration))
+        )
         t += timedelta(seconds=duration + gap)
     # the gaps as the timestamps hold them (datetimes keep microseconds, the drawn floats more)
     gaps = [max(0.0, (b.opened_at - a.restored_at).total_seconds()) for a, b in itertools.pairwise(facts)]  # type: ignore[operator]
