@@ -45,13 +45,26 @@ PRIORITIES = ("P1", "P2", "P3", "P4")
 
 
 def parse_time(field: str, text: str | None) -> datetime | None:
-    """RFC 3339 or Unix seconds -> naive UTC (the store's convention); 422 naming ``field``."""
+    """RFC 3339 or Unix seconds -> naive UTC (the store's convention); 422 naming ``field``.
+
+    >>> parse_time("start", "1700000000")
+    datetime.datetime(2023, 11, 14, 22, 13, 20)
+    >>> parse_time("start", "1e100")
+    Traceback (most recent call last):
+    ...
+    core.errors.SchemaError: start: Unix seconds out of range: '1e100'
+    """
     if text is None or text == "":
         return None
     try:
-        return datetime.fromtimestamp(float(text), UTC).replace(tzinfo=None)
+        seconds = float(text)
     except ValueError:
         pass
+    else:
+        try:
+            return datetime.fromtimestamp(seconds, UTC).replace(tzinfo=None)
+        except (OverflowError, OSError, ValueError) as exc:  # beyond year 9999, or NaN
+            raise SchemaError(field, f"Unix seconds out of range: {text!r}") from exc
     try:
         ts = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError as exc:

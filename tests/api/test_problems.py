@@ -59,8 +59,9 @@ def test_a_recurrence_becomes_a_problem_filed_as_one_backlog_item(server: LiveSe
         assert problem["incident_ids"] == [first, second]
         assert problem["state"] == "open" and problem["recurrences"] == 1
         assert problem["services"] == ["recurring"] and problem["alert_names"] == ["HighErrorRate"]
-        items = [i for i in c.get("/api/v1/backlog", params={"limit": 500}).json()["items"]
-                 if i["cause"] == f"problem:{problem['id']}"]  # fmt: skip
+        # the problem's backlog item is filed by the same worker right after it
+        items = wait_for(lambda: [i for i in c.get("/api/v1/backlog", params={"limit": 500}).json()["items"]
+                                  if i["cause"] == f"problem:{problem['id']}"] or None)  # fmt: skip
         assert len(items) == 1 and items[0]["status"] == "open"
         detail = c.get(f"/api/v1/problems/{problem['id']}").json()
         assert [e["kind"] for e in detail["events"]][:2] == ["opened", "recurrence"]
