@@ -83,6 +83,8 @@ def test_every_operation_holds_under_fuzzing(served: LiveServer) -> None:
             )
             def run(case: schemathesis.Case) -> None:
                 response = case.call(base_url=served.url, headers=headers, timeout=30)
+                if response.status_code == 400 and response.text == "Invalid HTTP request received.":
+                    return  # uvicorn refused the bytes (a fuzzed header such as content-length: f): the app never saw it
                 case.validate_response(response, checks=checks)
                 if "json" in response.headers.get("content-type", [""])[0]:
                     bad = list(naive_times(response.json()))
